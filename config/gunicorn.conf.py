@@ -1,0 +1,35 @@
+"""gunicorn settings for the Procfile: PORT and WEB_CONCURRENCY as Heroku and Render set them."""
+
+import os
+import sys
+
+from config.settings import ConfigError, Settings
+
+# Fail fast, in the master, with one line naming the variable, instead of every worker
+# crashing with a traceback.
+try:
+    Settings.from_env()
+except ConfigError as exc:
+    sys.stderr.write(f"callrelay: configuration error: {exc}\n")
+    sys.exit(2)
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+# Threads: a /notify waiting on Twilio (up to NOTIFY_DEADLINE_S) blocks one thread, not the
+# worker. SQLite and the Twilio SDK are both fine with threads; gevent would need patching.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Longer than the /notify deadline (15 s by default), so a slow Twilio never gets a worker killed.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# No preload: each worker builds its own Twilio session and store connections after the fork.
+preload_app = False
+accesslog = "-"
+errorlog = "-"
+access_log_format = (
+    '{"logger":"gunicorn.access","remote":"%(h)s","method":"%(m)s","path":"%(U)s",'
+    '"status":%(s)s,"bytes":"%(B)s","duration_ms":%(M)s,"request_id":"%({x-request-id}i)s"}'
+)
+# X-Forwarded-* are applied once, by ProxyFix with TRUSTED_PROXY_HOPS; gunicorn trusts no one.
+forwarded_allow_ips = ""

@@ -1,0 +1,44 @@
+"""Logging: one JSON object a line on stdout, with request id and call SID where known."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+# Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JSONFormatter(logging.Formatter):
+    """Formats a record as one JSON line: time, level, logger, message, and the extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                  + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update({k: v for k, v in vars(record).items()
+                      if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every logger's records to stdout as JSON lines (idempotent)."""
+    root = logging.getLogger()
+    if any(getattr(h, "_callrelay", False) for h in root.handlers):
+        return
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JSONFormatter())
+    handler._callrelay = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # The SDK logs every request and response header at INFO: too much, and not ours to ship.
+    logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

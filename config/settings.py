@@ -1,0 +1,137 @@
+"""Settings: read once from the environment, validated, frozen. No secret has a default."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
+
+from dotenv import load_dotenv
+
+ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
+API_KEY_RE = re.compile(r"^SK[0-9a-fA-F]{32}$")
+DEFAULT_STORE_URL = "sqlite:///data/callrelay.sqlite3"
+
+
+class ConfigError(Exception):
+    """A required variable is missing or malformed; the message names it in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything callrelay reads from its environment."""
+
+    twilio_account_sid: str
+    twilio_auth_token: str = field(repr=False)
+    relay_api_tokens: tuple[str, ...] = field(repr=False)
+    twilio_api_key: str | None = None
+    twilio_api_secret: str | None = field(default=None, repr=False)
+    twilio_api_base_url: str = "https://api.twilio.com"
+    # Secret of a Webhook Rules SharedKey (HMAC-SHA256 signatures); the Auth Token otherwise.
+    twilio_webhook_secret: str | None = field(default=None, repr=False)
+    public_base_url: str | None = None
+    trusted_proxy_hops: int = 1
+    store_url: str = DEFAULT_STORE_URL
+    twilio_caller_id: str | None = None
+    inbound_client_identity: str | None = None
+    twilio_timeout_s: float = 10.0
+    notify_deadline_s: float = 15.0
+    leg_retention_s: float = 3600.0
+    max_call_duration_s: float = 4 * 3600.0
+
+    @property
+    def rest_credentials(self) -> tuple[str, str]:
+        """(username, password) for Twilio's REST API: the API key when given."""
+        if self.twilio_api_key and self.twilio_api_secret:
+            return self.twilio_api_key, self.twilio_api_secret
+        return self.twilio_account_sid, self.twilio_auth_token
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from `env` (default: os.environ); raise ConfigError on the first fault."""
+        if env is None:
+            # Development convenience: a .env in the working directory; real variables win.
+            load_dotenv(override=False)
+            env = os.environ
+        reader = _Reader(env)
+        api_key = reader.optional("TWILIO_API_KEY")
+        api_secret = reader.optional("TWILIO_API_SECRET")
+        if api_key and not API_KEY_RE.match(api_key):
+            raise ConfigError("TWILIO_API_KEY is malformed: expected SK followed by 32 hex digits")
+        if bool(api_key) != bool(api_secret):
+            raise ConfigError("TWILIO_API_KEY and TWILIO_API_SECRET must be set together")
+        tokens = tuple(t.strip() for t in reader.required("RELAY_API_TOKENS").split(",")
+                       if t.strip())
+        if not tokens or any(len(t) < 16 for t in tokens):
+            raise ConfigError("RELAY_API_TOKENS is malformed: comma-separated tokens of at "
+                              "least 16 characters each")
+        return cls(
+            twilio_account_sid=reader.required("TWILIO_ACCOUNT_SID", ACCOUNT_SID_RE,
+                                               "AC followed by 32 hex digits"),
+            twilio_auth_token=reader.required("TWILIO_AUTH_TOKEN"),
+            relay_api_tokens=tokens,
+            twilio_api_key=api_key,
+            twilio_api_secret=api_secret,
+            twilio_api_base_url=reader.url("TWILIO_API_BASE_URL") or cls.twilio_api_base_url,
+            twilio_webhook_secret=reader.optional("TWILIO_WEBHOOK_SECRET"),
+            public_base_url=reader.url("PUBLIC_BASE_URL"),
+            trusted_proxy_hops=int(reader.number("TRUSTED_PROXY_HOPS", 1, minimum=0)),
+            store_url=_store_url(reader),
+            twilio_caller_id=reader.optional("TWILIO_CALLER_ID"),
+            inbound_client_identity=reader.optional("INBOUND_CLIENT_IDENTITY"),
+            twilio_timeout_s=reader.number("TWILIO_TIMEOUT_S", 10.0, minimum=0.1),
+            notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
+            leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
+            max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+        )
+
+
+def _store_url(reader: _Reader) -> str:
+    url = reader.optional("STORE_URL") or reader.optional("REDIS_URL") or DEFAULT_STORE_URL
+    if not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+        name = "STORE_URL" if reader.optional("STORE_URL") else "REDIS_URL"
+        raise ConfigError(f"{name} is malformed: expected sqlite:///path or redis://host:port/db")
+    return url
+
+
+class _Reader:
+    """Reads variables, treating empty values as unset, with errors that name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self.env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str, pattern: re.Pattern[str] | None = None,
+                 expected: str = "") -> str:
+        value = self.optional(name)
+        if value is None:
+            raise ConfigError(f"{name} is required but not set")
+        if pattern is not None and not pattern.match(value):
+            raise ConfigError(f"{name} is malformed: expected {expected}")
+        return value
+
+    def url(self, name: str) -> str | None:
+        value = self.optional(name)
+        if value is None:
+            return None
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"{name} is malformed: expected an http(s):// URL")
+        return value.rstrip("/")
+
+    def number(self, name: str, default: float, minimum: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{name} is malformed: expected a number") from None
+        if number < minimum:
+            raise ConfigError(f"{name} is malformed: expected at least {minimum:g}")
+        return number

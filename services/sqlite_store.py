@@ -1,0 +1,167 @@
+"""SQLite adapter of the store port: one file on disk, shared by every worker of one machine."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from services.errors import StoreUnavailable
+from services.legs import Leg, LegEvent, expires_at, merge
+from services.store import Retention
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS legs (
+    call_sid    TEXT PRIMARY KEY,
+    parent_sid  TEXT,
+    account_sid TEXT,
+    from_addr   TEXT,
+    to_addr     TEXT,
+    direction   TEXT,
+    status      TEXT NOT NULL,
+    identity    TEXT,
+    updated_at  REAL NOT NULL,
+    ended_at    REAL,
+    expires_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS legs_parent ON legs(parent_sid) WHERE parent_sid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS legs_identity ON legs(identity) WHERE identity IS NOT NULL;
+CREATE INDEX IF NOT EXISTS legs_open ON legs(ended_at) WHERE ended_at IS NULL;
+CREATE INDEX IF NOT EXISTS legs_expiry ON legs(expires_at);
+"""
+COLUMNS = ("call_sid, parent_sid, account_sid, from_addr, to_addr, direction, status, "
+           "identity, updated_at, ended_at")
+PURGE_EVERY_S = 60.0
+
+
+def _leg(row: tuple) -> Leg:
+    return Leg(call_sid=row[0], parent_sid=row[1], account_sid=row[2], from_=row[3], to=row[4],
+               direction=row[5], status=row[6], identity=row[7], updated_at=row[8],
+               ended_at=row[9])
+
+
+class SQLiteStore:
+    """Legs in one SQLite file, in WAL mode, one connection per thread."""
+
+    def __init__(self, path: str, retention: Retention,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.retention = retention
+        self.clock = clock
+        self._local = threading.local()
+        self._last_purge = 0.0
+        if path != ":memory:" and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with self._errors():
+            self._db().executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a killed process; only a power cut can lose the
+            # last commits. That is the trade Heroku-like platforms make anyway.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            name = exc.__class__.__name__
+            raise StoreUnavailable(f"The call registry (SQLite) failed: {name}.") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        with self._errors():
+            # IMMEDIATE takes the write lock up front, so two workers merging the same leg
+            # serialise instead of both reading the old row.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _select(self, where: str, args: tuple) -> list[Leg]:
+        with self._errors():
+            rows = self._db().execute(
+                # `where` is one of this module's literals, never caller input.
+                f"SELECT {COLUMNS} FROM legs WHERE ({where}) AND expires_at > ?",  # noqa: S608
+                (*args, self.clock()),
+            ).fetchall()
+        return [_leg(r) for r in rows]
+
+    def apply(self, event: LegEvent) -> Leg:
+        """Atomically fold an event into its leg and persist the result."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute(f"SELECT {COLUMNS} FROM legs WHERE call_sid = ? AND expires_at > ?",  # noqa: S608
+                             (event.call_sid, now)).fetchone()
+            current = _leg(row) if row else None
+            leg = merge(current, event, now)
+            if leg is not current:
+                db.execute(
+                    "INSERT OR REPLACE INTO legs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    (leg.call_sid, leg.parent_sid, leg.account_sid, leg.from_, leg.to,
+                     leg.direction, leg.status, leg.identity, leg.updated_at, leg.ended_at,
+                     expires_at(leg, self.retention.ended_s, self.retention.live_s)),
+                )
+        if now - self._last_purge > PURGE_EVERY_S:
+            self.purge()
+        return leg
+
+    def get(self, call_sid: str) -> Leg | None:
+        """One leg by SID, while retained."""
+        legs = self._select("call_sid = ?", (call_sid,))
+        return legs[0] if legs else None
+
+    def call_legs(self, root_sid: str) -> list[Leg]:
+        """The parent leg (if known) then the children of the call, oldest first."""
+        legs = self._select("call_sid = ? OR parent_sid = ?", (root_sid, root_sid))
+        return sorted(legs, key=lambda leg: (not leg.is_parent, leg.updated_at, leg.call_sid))
+
+    def live_sdk_legs(self, identity: str) -> list[Leg]:
+        """Every live leg on which the Voice SDK client `identity` sits."""
+        legs = self._select("identity = ? AND ended_at IS NULL", (identity,))
+        return [leg for leg in legs if leg.is_live]
+
+    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
+        """Calls that still have a non-ended leg."""
+        with self._errors():
+            rows = self._db().execute(
+                "SELECT DISTINCT coalesce(parent_sid, call_sid) FROM legs "
+                "WHERE ended_at IS NULL AND expires_at > ? LIMIT ?",
+                (self.clock(), limit),
+            ).fetchall()
+        return [self.call_legs(root) for (root,) in rows]
+
+    def purge(self) -> int:
+        """Forget legs whose retention has run out."""
+        now = self.clock()
+        self._last_purge = now
+        with self._write() as db:
+            return db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+        with self._errors():
+            self._db().execute("SELECT 1 FROM legs LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None

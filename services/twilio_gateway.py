@@ -1,0 +1,164 @@
+"""The Twilio adapter: the only module that talks to twilio.rest or sees its exceptions."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from config.settings import Settings
+from services.errors import TwilioRefused, TwilioTimeout, TwilioUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A UserDefinedMessage Twilio accepted."""
+
+    sid: str
+    call_sid: str
+    account_sid: str
+    date_created: str | None
+
+
+class TwilioGateway(Protocol):
+    """What callrelay asks of Twilio."""
+
+    def send_message(self, call_sid: str, content: str, idempotency_key: str | None) -> SentMessage:
+        """Create a UserDefinedMessage on the call leg `call_sid`."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for 429/5xx/connection failures, bounded by a total deadline."""
+
+    deadline_s: float = 15.0
+    attempt_timeout_s: float = 10.0
+    base_delay_s: float = 0.25
+    max_delay_s: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff before retry number `attempt` (1-based)."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+class _Retryable(Exception):
+    def __init__(self, cause: Exception, status: int | None = None, code: int | None = None):
+        super().__init__(str(cause))
+        self.cause, self.status, self.code = cause, status, code
+
+
+class _DeadlineHttpClient(TwilioHttpClient):
+    """TwilioHttpClient whose timeout can be shortened per thread to fit a request's deadline."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self._local = threading.local()
+
+    def set_attempt_timeout(self, seconds: float | None) -> None:
+        self._local.timeout = seconds
+
+    def request(self, *args: Any, **kwargs: Any) -> Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = getattr(self._local, "timeout", None) or self.timeout
+        return super().request(*args, **kwargs)
+
+
+class TwilioRestGateway:
+    """TwilioGateway over the official SDK, with an explicit timeout and bounded retries."""
+
+    def __init__(self, settings: Settings, *,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        username, password = settings.rest_credentials
+        self.policy = RetryPolicy(deadline_s=settings.notify_deadline_s,
+                                  attempt_timeout_s=settings.twilio_timeout_s)
+        self.http = _DeadlineHttpClient(timeout=settings.twilio_timeout_s)
+        self.client = Client(username, password, settings.twilio_account_sid,
+                             http_client=self.http)
+        # A plain attribute of the API domain: points the SDK at a mock in development.
+        self.client.api.base_url = settings.twilio_api_base_url
+        self.sleep = sleep
+
+    def send_message(self, call_sid: str, content: str, idempotency_key: str | None) -> SentMessage:
+        """Create a UserDefinedMessage, retrying 429/5xx with the same IdempotencyKey."""
+        # Every attempt carries the same key, so a retried POST never shows the message twice.
+        key = idempotency_key or f"callrelay-{uuid.uuid4()}"
+
+        def create() -> SentMessage:
+            msg = self.client.calls(call_sid).user_defined_messages.create(
+                content=content, idempotency_key=key)
+            created = msg.date_created
+            return SentMessage(sid=msg.sid or "", call_sid=msg.call_sid or call_sid,
+                               account_sid=msg.account_sid or "",
+                               date_created=created.isoformat() if created else None)
+
+        return self._with_retries(create, call_sid, "deliver the message")
+
+    def _with_retries(self, operation: Callable[[], T], call_sid: str, what: str) -> T:
+        start = time.monotonic()
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                remaining = self.policy.deadline_s - (time.monotonic() - start)
+                self.http.set_attempt_timeout(
+                    max(0.1, min(self.policy.attempt_timeout_s, remaining)))
+                try:
+                    return _attempt(operation, what)
+                except _Retryable as failure:
+                    delay = self.policy.delay(attempt)
+                    if time.monotonic() - start + delay + 0.1 >= self.policy.deadline_s:
+                        raise _give_up(failure, attempt, what) from failure.cause
+                    log.warning("twilio attempt failed, retrying", extra={
+                        "call_sid": call_sid, "attempt": attempt,
+                        "twilio_status": failure.status})
+                    self.sleep(delay)
+        finally:
+            self.http.set_attempt_timeout(None)
+
+
+def _status_and_code(exc: TwilioException) -> tuple[int | None, int | None, str]:
+    if isinstance(exc, TwilioRestException):
+        return exc.status, exc.code, exc.msg
+    if isinstance(exc, TwilioServiceException):
+        return exc.status, exc.code, exc.detail or exc.title
+    return None, None, exc.__class__.__name__
+
+
+def _attempt(operation: Callable[[], T], what: str) -> T:
+    try:
+        return operation()
+    except TwilioException as exc:
+        status, code, message = _status_and_code(exc)
+        if status is not None and (status == 429 or status >= 500):
+            raise _Retryable(exc, status, code) from exc
+        raise TwilioRefused(f"Twilio refused to {what}: {message}",
+                            twilio_status=status, twilio_code=code) from exc
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise _Retryable(exc) from exc
+
+
+def _give_up(failure: _Retryable, attempts: int, what: str) -> Exception:
+    if isinstance(failure.cause, requests.Timeout):
+        return TwilioTimeout(f"Twilio did not answer in time; could not {what}.",
+                             attempts=attempts)
+    if failure.status is None:
+        return TwilioUnavailable(f"Twilio could not be reached; could not {what}.",
+                                 attempts=attempts)
+    return TwilioUnavailable(f"Twilio is overloaded or failing; could not {what}.",
+                             twilio_status=failure.status, twilio_code=failure.code,
+                             attempts=attempts)
