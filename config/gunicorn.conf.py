@@ -25,11 +25,23 @@ graceful_timeout = 20
 keepalive = 5
 # No preload: each worker builds its own Twilio session and store connections after the fork.
 preload_app = False
+# The control socket lives at one fixed path per user: two instances on a machine would fight.
+no_control_socket = True
 accesslog = "-"
 errorlog = "-"
-access_log_format = (
-    '{"logger":"gunicorn.access","remote":"%(h)s","method":"%(m)s","path":"%(U)s",'
-    '"status":%(s)s,"bytes":"%(B)s","duration_ms":%(M)s,"request_id":"%({x-request-id}i)s"}'
-)
+# gunicorn's own lines (and the access log) as JSON, like the app's (config/logs.py).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "config.logs.JSONFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                            "stream": "ext://sys.stdout"}},
+    "root": {"handlers": [], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+    },
+}
+access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
 # X-Forwarded-* are applied once, by ProxyFix with TRUSTED_PROXY_HOPS; gunicorn trusts no one.
 forwarded_allow_ips = ""

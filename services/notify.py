@@ -16,6 +16,7 @@ from services.errors import (
     ValidationFailed,
 )
 from services.legs import Leg, is_call_sid
+from services.reconcile import Reconciler
 from services.store import Store
 from services.twilio_gateway import SentMessage, TwilioGateway
 
@@ -128,11 +129,12 @@ def resolve_call_target(legs: list[Leg], given: Leg, leg: str) -> Leg:
 
 
 class Notifier:
-    """Delivers /notify requests: looks legs up in the store, sends through the gateway."""
+    """Delivers /notify requests: looks legs up in the store (then Twilio), sends through Twilio."""
 
     def __init__(self, store: Store, twilio: TwilioGateway) -> None:
         self.store = store
         self.twilio = twilio
+        self.reconciler = Reconciler(store, twilio)
 
     def targets(self, req: NotifyRequest) -> list[Leg]:
         """The leg(s) a request is for, or the error that explains why there are none."""
@@ -143,11 +145,19 @@ class Notifier:
                                        identity=req.identity)
             return legs
         assert req.call_sid is not None
-        given = self.store.get(req.call_sid)
+        # Unknown here (webhooks not configured, lost, or before an ephemeral disk was wiped):
+        # ask Twilio before answering 404.
+        given = self.store.get(req.call_sid) or self.reconciler.call(req.call_sid)
         if given is None:
-            raise CallNotFound("callrelay knows no call with this SID; check that the TwiML App "
-                               "and status callbacks point at callrelay.", call_sid=req.call_sid)
-        return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
+            raise CallNotFound("Neither callrelay nor Twilio knows a call with this SID.",
+                               call_sid=req.call_sid)
+        try:
+            return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
+        except NoSuchLeg:
+            # The call is known but the leg asked for is not: its child's status callbacks may
+            # not point at callrelay. Twilio lists the children.
+            self.reconciler.children(given.root_sid)
+            return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
 
     def notify(self, req: NotifyRequest) -> list[tuple[Leg, SentMessage]]:
         """Send the request's content to each target leg."""

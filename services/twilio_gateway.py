@@ -16,9 +16,11 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+from twilio.rest.api.v2010.account.call import CallInstance
 
 from config.settings import Settings
 from services.errors import TwilioRefused, TwilioTimeout, TwilioUnavailable
+from services.legs import STATUS_RANK, LegEvent
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,6 +41,14 @@ class TwilioGateway(Protocol):
 
     def send_message(self, call_sid: str, content: str, idempotency_key: str | None) -> SentMessage:
         """Create a UserDefinedMessage on the call leg `call_sid`."""
+        ...
+
+    def fetch_call(self, call_sid: str) -> LegEvent | None:
+        """The call as Twilio knows it now, or None when Twilio does not know it."""
+        ...
+
+    def child_calls(self, parent_sid: str) -> list[LegEvent]:
+        """The legs `<Dial>` created under `parent_sid`, as Twilio knows them now."""
         ...
 
 
@@ -108,6 +118,28 @@ class TwilioRestGateway:
 
         return self._with_retries(create, call_sid, "deliver the message")
 
+    def fetch_call(self, call_sid: str) -> LegEvent | None:
+        """The call as Twilio knows it now, or None when Twilio answers 404."""
+
+        def fetch() -> LegEvent | None:
+            try:
+                return _event(self.client.calls(call_sid).fetch())
+            except TwilioRestException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        return self._with_retries(fetch, call_sid, "look the call up")
+
+    def child_calls(self, parent_sid: str) -> list[LegEvent]:
+        """The children of `parent_sid` (at most 50: a <Dial> rings a handful at most)."""
+
+        def children() -> list[LegEvent]:
+            return [_event(c) for c in self.client.calls.list(parent_call_sid=parent_sid,
+                                                              limit=50)]
+
+        return self._with_retries(children, parent_sid, "list the call's legs")
+
     def _with_retries(self, operation: Callable[[], T], call_sid: str, what: str) -> T:
         start = time.monotonic()
         attempt = 0
@@ -129,6 +161,13 @@ class TwilioRestGateway:
                     self.sleep(delay)
         finally:
             self.http.set_attempt_timeout(None)
+
+
+def _event(call: CallInstance) -> LegEvent:
+    status = call.status if call.status in STATUS_RANK else "queued"
+    return LegEvent(call_sid=call.sid or "", status=str(status),
+                    parent_sid=call.parent_call_sid or None, account_sid=call.account_sid,
+                    from_=call.from_, to=call.to, direction=call.direction)
 
 
 def _status_and_code(exc: TwilioException) -> tuple[int | None, int | None, str]:

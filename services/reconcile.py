@@ -1,0 +1,72 @@
+"""Reconciliation: learn from Twilio's Calls API what the webhooks did not tell us."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from services.legs import Leg
+from services.store import Store
+from services.twilio_gateway import TwilioGateway
+
+# How long an answer from Twilio stands before the same SID may be looked up again.
+CACHE_S = 10.0
+
+
+class Reconciler:
+    """Looks unknown calls up at Twilio: one lookup per SID at a time, answers cached briefly."""
+
+    def __init__(self, store: Store, twilio: TwilioGateway,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.twilio = twilio
+        self.clock = clock
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._looked_up: dict[str, float] = {}
+
+    def call(self, call_sid: str) -> Leg | None:
+        """The leg `call_sid` after asking Twilio about it and its call, or None if unknown."""
+        with self._lock_for(call_sid):
+            leg = self.store.get(call_sid)
+            if leg is not None or self._fresh(call_sid):
+                return leg
+            event = self.twilio.fetch_call(call_sid)
+            self._looked_up[call_sid] = self.clock()
+            if event is None:
+                return None
+            leg = self.store.apply(event)
+            if leg.parent_sid is not None and self.store.get(leg.parent_sid) is None:
+                parent = self.twilio.fetch_call(leg.parent_sid)
+                if parent is not None:
+                    self.store.apply(parent)
+        self.children(leg.root_sid)
+        return self.store.get(call_sid)
+
+    def children(self, root_sid: str) -> None:
+        """Record the children Twilio lists for `root_sid` (unless listed moments ago)."""
+        key = f"children:{root_sid}"
+        with self._lock_for(key):
+            if self._fresh(key):
+                return
+            events = self.twilio.child_calls(root_sid)
+            self._looked_up[key] = self.clock()
+        for event in events:
+            self.store.apply(event)
+
+    def _fresh(self, key: str) -> bool:
+        at = self._looked_up.get(key)
+        return at is not None and self.clock() - at < CACHE_S
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._guard:
+            now = self.clock()
+            # Drop stale entries so the maps stay as small as the recent unknown SIDs.
+            for k in [k for k, at in self._looked_up.items() if now - at > CACHE_S]:
+                del self._looked_up[k]
+            for k in [k for k, lock in self._locks.items()
+                      if k != key and k not in self._looked_up and not lock.locked()]:
+                del self._locks[k]
+            return self._locks.setdefault(key, threading.Lock())
+

@@ -1,0 +1,248 @@
+"""Redis adapter of the store port: one registry shared by every callrelay instance.
+
+Layout, under `prefix`: a hash per leg (`leg:<sid>`), and three sorted sets of leg SIDs scored
+by each leg's expiry, so expired members read as absent and are pruned by score:
+`children:<parent sid>`, `identity:<identity>` (legs not ended) and `open` (legs not ended,
+the source of `live_calls`). Every key carries a TTL.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.client import Pipeline
+from redis.exceptions import WatchError
+from redis.retry import Retry
+
+from services.errors import StoreUnavailable
+from services.legs import Leg, LegEvent, expires_at, merge
+from services.store import Retention
+
+WATCH_ATTEMPTS = 50
+PAGE = 500
+# Hash field -> Leg attribute, for the optional attributes stored only when known.
+OPTIONAL = {"parent_sid": "parent_sid", "account_sid": "account_sid", "from": "from_",
+            "to": "to", "direction": "direction", "identity": "identity",
+            "ended_at": "ended_at"}
+
+
+def _leg(fields: Mapping[str, str], now: float) -> Leg | None:
+    """The leg a hash holds, or None when it is missing or its retention ran out."""
+    if not fields or float(fields["expires_at"]) <= now:
+        return None
+    ended = fields.get("ended_at")
+    return Leg(call_sid=fields["call_sid"], status=fields["status"],
+               parent_sid=fields.get("parent_sid"), account_sid=fields.get("account_sid"),
+               from_=fields.get("from"), to=fields.get("to"),
+               direction=fields.get("direction"), identity=fields.get("identity"),
+               updated_at=float(fields["updated_at"]),
+               ended_at=float(ended) if ended is not None else None)
+
+
+def _call_order(leg: Leg) -> tuple[bool, float, str]:
+    return (not leg.is_parent, leg.updated_at, leg.call_sid)
+
+
+class RedisStore:
+    """Legs in Redis; updates are WATCH/MULTI transactions around the pure `merge`."""
+
+    def __init__(self, url: str, retention: Retention,
+                 clock: Callable[[], float] = time.time, *, prefix: str = "callrelay:") -> None:
+        redis.connection.parse_url(url)  # a malformed URL fails here, not on the first call
+        self._url = url  # never logged nor put in a message: it may hold a password
+        self.retention = retention
+        self.clock = clock
+        self.prefix = prefix
+        self._open = f"{prefix}open"
+        # One client (and pool) per process, built on first use: sockets must not cross a fork.
+        self._clients: dict[int, tuple[redis.Redis, bool]] = {}
+
+    def _redis(self) -> tuple[redis.Redis, bool]:
+        """This process's client, and whether the server knows EXPIRE NX/GT (Redis >= 7)."""
+        pid = os.getpid()
+        entry = self._clients.get(pid)
+        if entry is None:
+            pool = redis.ConnectionPool.from_url(
+                self._url, decode_responses=True,
+                socket_connect_timeout=1.0, socket_timeout=2.0,
+                health_check_interval=30, retry_on_timeout=False,
+                # One immediate retry on a dropped connection (the server restarted); none
+                # on timeouts, so an unreachable Redis costs at most one timeout per call.
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            )
+            client = redis.Redis(connection_pool=pool)
+            try:
+                version = str(client.info("server").get("redis_version", "0"))
+                gt = int(version.split(".")[0]) >= 7
+            except redis.ResponseError:  # a proxy that hides INFO: assume the worst
+                gt = False
+            entry = (client, gt)
+            self._clients = {pid: entry}
+        return entry
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            name = exc.__class__.__name__
+            raise StoreUnavailable(f"The call registry (Redis) failed: {name}.") from exc
+
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.prefix}{kind}:{name}"
+
+    def apply(self, event: LegEvent) -> Leg:
+        """Atomically fold an event into its leg and persist the result."""
+        with self._errors():
+            client, gt = self._redis()
+            with client.pipeline(transaction=True) as pipe:
+                for attempt in range(WATCH_ATTEMPTS):
+                    try:
+                        return self._apply_once(pipe, event, gt)
+                    except WatchError:
+                        # Another writer changed the leg between our read and EXEC: re-read.
+                        if attempt >= 3:
+                            time.sleep(random.uniform(0, 0.001 * attempt))
+        raise StoreUnavailable("The call registry (Redis) is too busy; retry shortly.")
+
+    def _apply_once(self, pipe: Pipeline, event: LegEvent, gt: bool) -> Leg:
+        key = self._key("leg", event.call_sid)
+        pipe.watch(key)
+        now = self.clock()
+        # decode_responses=True: every reply is str, whatever the generic stubs say.
+        stored = cast(dict[str, str], pipe.hgetall(key))
+        current = _leg(stored, now)
+        leg = merge(current, event, now)
+        if leg is current:
+            return leg
+        expiry = expires_at(leg, self.retention.ended_s, self.retention.live_s)
+        ttl_ms = max(1, math.ceil((expiry - now) * 1000))
+        fields: dict[Any, str] = {"call_sid": leg.call_sid, "status": leg.status,
+                  "updated_at": repr(leg.updated_at), "expires_at": repr(expiry)}
+        for field, attr in OPTIONAL.items():
+            value = getattr(leg, attr)
+            if value is not None:
+                fields[field] = repr(value) if isinstance(value, float) else value
+        pipe.multi()
+        pipe.delete(key)
+        pipe.hset(key, mapping=fields)
+        pipe.pexpire(key, ttl_ms)
+
+        def index(ikey: str, keep: bool) -> None:
+            if not keep:
+                pipe.zrem(ikey, leg.call_sid)
+                return
+            pipe.zadd(ikey, {leg.call_sid: expiry})
+            pipe.zremrangebyscore(ikey, "-inf", now)
+            if gt:
+                # GT alone never sets a TTL on a key that has none (it counts as infinite).
+                pipe.pexpire(ikey, ttl_ms, nx=True)
+                pipe.pexpire(ikey, ttl_ms, gt=True)
+            else:
+                # Without GT: no member can outlive the longest retention from now.
+                horizon = max(self.retention.live_s, self.retention.ended_s)
+                pipe.pexpire(ikey, math.ceil(horizon * 1000) + 1000)
+
+        # A leg stored before (even one past its retention) may have sat in other sets.
+        if stored.get("identity") not in (None, leg.identity):
+            index(self._key("identity", stored["identity"]), keep=False)
+        if stored.get("parent_sid") not in (None, leg.parent_sid):
+            index(self._key("children", stored["parent_sid"]), keep=False)
+        if leg.parent_sid:
+            index(self._key("children", leg.parent_sid), keep=True)
+        if leg.identity:
+            index(self._key("identity", leg.identity), keep=not leg.is_ended)
+        index(self._open, keep=not leg.is_ended)
+        pipe.execute()
+        return leg
+
+    def _fetch(self, client: redis.Redis, sids: list[str], now: float) -> list[Leg]:
+        """The retained legs among sids, in one round trip."""
+        pipe = client.pipeline(transaction=False)
+        for sid in sids:
+            pipe.hgetall(self._key("leg", sid))
+        legs = (_leg(cast(dict[str, str], fields), now) for fields in pipe.execute())
+        return [leg for leg in legs if leg is not None]
+
+    def _calls(self, client: redis.Redis, roots: list[str], now: float) -> list[list[Leg]]:
+        """`call_legs` for several roots in two round trips."""
+        pipe = client.pipeline(transaction=False)
+        for root in roots:
+            pipe.zrangebyscore(self._key("children", root), f"({now!r}", "+inf")
+        children: list[list[str]] = pipe.execute()
+        sids = [sid for root, kids in zip(roots, children, strict=True) for sid in (root, *kids)]
+        by_sid = {leg.call_sid: leg for leg in self._fetch(client, sids, now)}
+        calls = []
+        for root, kids in zip(roots, children, strict=True):
+            legs = [by_sid[root]] if root in by_sid else []
+            legs += [by_sid[k] for k in kids
+                     if k != root and k in by_sid and by_sid[k].parent_sid == root]
+            calls.append(sorted(legs, key=_call_order))
+        return calls
+
+    def get(self, call_sid: str) -> Leg | None:
+        """One leg by SID, while retained."""
+        with self._errors():
+            client, _ = self._redis()
+            fields = cast(dict[str, str], client.hgetall(self._key("leg", call_sid)))
+            return _leg(fields, self.clock())
+
+    def call_legs(self, root_sid: str) -> list[Leg]:
+        """The parent leg (if known) then the children of the call, oldest first."""
+        with self._errors():
+            client, _ = self._redis()
+            return self._calls(client, [root_sid], self.clock())[0]
+
+    def live_sdk_legs(self, identity: str) -> list[Leg]:
+        """Every live leg on which the Voice SDK client `identity` sits."""
+        with self._errors():
+            client, _ = self._redis()
+            now = self.clock()
+            sids = cast(list[str], client.zrangebyscore(self._key("identity", identity),
+                                                        f"({now!r}", "+inf"))
+            legs = self._fetch(client, sids, now)
+        return [leg for leg in legs if leg.identity == identity and leg.is_live]
+
+    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
+        """Calls that still have a non-ended leg, the soonest to expire first."""
+        roots: dict[str, None] = {}
+        with self._errors():
+            client, _ = self._redis()
+            now = self.clock()
+            start = 0
+            while limit < 0 or len(roots) < limit:
+                sids = cast(list[str], client.zrangebyscore(self._open, f"({now!r}", "+inf",
+                                                            start=start, num=PAGE))
+                for leg in self._fetch(client, sids, now):
+                    if not leg.is_ended and (limit < 0 or len(roots) < limit):
+                        roots[leg.root_sid] = None
+                if len(sids) < PAGE:
+                    break
+                start += PAGE
+            return self._calls(client, list(roots), now)
+
+    def purge(self) -> int:
+        """Drop expired entries of the open-legs index; TTLs forget the legs themselves."""
+        with self._errors():
+            client, _ = self._redis()
+            return int(client.zremrangebyscore(self._open, "-inf", self.clock()))
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless Redis answers."""
+        with self._errors():
+            client, _ = self._redis()
+            client.ping()
+
+    def close(self) -> None:
+        """Disconnect this process's pool; the next call builds a new one."""
+        entry = self._clients.pop(os.getpid(), None)
+        if entry is not None:
+            entry[0].connection_pool.disconnect()

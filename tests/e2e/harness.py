@@ -1,0 +1,94 @@
+"""Run callrelay exactly as Heroku and Render do: the Procfile's web command, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def procfile_command() -> list[str]:
+    """The Procfile's `web:` command as argv, run with this interpreter's gunicorn."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            argv = shlex.split(line.removeprefix("web:"))
+            assert argv[0] == "gunicorn"
+            return [sys.executable, "-m", "gunicorn", *argv[1:]]
+    raise AssertionError("Procfile has no web: line")
+
+
+class Service:
+    """One callrelay instance started through the Procfile command."""
+
+    def __init__(self, env: dict[str, str], workers: int = 3, port: int | None = None,
+                 log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port),
+                    "WEB_CONCURRENCY": str(workers), "PYTHONUNBUFFERED": "1"}
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> Service:
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen(procfile_command(), cwd=ROOT, env=self.env,
+                                     stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"callrelay exited with {self.proc.returncode}; "
+                                   f"see {self.log_path}")
+            try:
+                if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"callrelay did not become ready on {self.url}")
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the gunicorn workers (children of the master)."""
+        assert self.proc is not None
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
+                             capture_output=True, text=True, check=False).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> Service:
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> Service:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

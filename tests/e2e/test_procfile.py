@@ -1,0 +1,108 @@
+"""The Procfile command with 3 gunicorn workers: real HTTP, signed webhooks, a restart mid-call."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from sandbox.calls import Step, phone_calls_sdk, sdk_calls_phone
+from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
+from tests.e2e.harness import Service
+
+pytestmark = pytest.mark.e2e
+AUTH = {"Authorization": f"Bearer {RELAY_TOKEN}"}
+
+
+class HTTPRelay:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.http = requests.Session()
+
+    def webhook(self, step: Step, signature: str | None = None) -> requests.Response:
+        url = self.service.url + step.path
+        sig = sign(url, step.params) if signature is None else signature
+        return self.http.post(url, data=step.params, headers={"X-Twilio-Signature": sig},
+                              timeout=10)
+
+    def play(self, steps: list[Step]) -> None:
+        for step in steps:
+            answer = self.webhook(step)
+            assert answer.status_code in (200, 204), (step.note, answer.status_code, answer.text)
+
+    def notify(self, body: dict) -> requests.Response:
+        return self.http.post(self.service.url + "/notify", json=body, headers=AUTH, timeout=20)
+
+    def call(self, sid: str) -> dict:
+        return self.http.get(f"{self.service.url}/calls/{sid}", headers=AUTH, timeout=10).json()
+
+
+@pytest.fixture
+def service(tmp_path, twilio):
+    port_env = Service({}).port
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port_env}")
+    with Service(env, workers=3, port=port_env, log_path=tmp_path / "callrelay.log") as svc:
+        yield svc
+
+
+def test_calls_tracked_and_routed_through_gunicorn_with_a_restart(service, twilio, tmp_path):
+    relay = HTTPRelay(service)
+    out = sdk_calls_phone(ACCOUNT_SID, identity="alice")
+    inc = phone_calls_sdk(ACCOUNT_SID, identity="bob")
+    relay.play(out.answer)
+    relay.play(inc.answer)
+
+    # Forged and unsigned webhooks change nothing.
+    forged = inc.hangup[0]
+    assert relay.webhook(forged, signature="bm9wZQ==").status_code == 403
+    assert relay.webhook(forged, signature="").status_code == 403
+
+    content = {"event": "hello", "n": 1}
+    exact = json.dumps(content, separators=(",", ":"))
+    cases = [
+        ({"call_sid": out.child_sid, "content": content}, out.parent_sid),
+        ({"call_sid": out.parent_sid, "content": content}, out.parent_sid),
+        ({"identity": "alice", "content": content}, out.parent_sid),
+        ({"call_sid": inc.parent_sid, "content": content}, inc.child_sid),
+        ({"call_sid": inc.child_sid, "content": content}, inc.child_sid),
+        ({"identity": "bob", "content": content}, inc.child_sid),
+        ({"call_sid": inc.child_sid, "leg": "parent", "content": content}, inc.parent_sid),
+        ({"call_sid": out.parent_sid, "leg": "child", "content": content}, out.child_sid),
+    ]
+
+    def check_routing(round_: int) -> None:
+        twilio.reset()
+        bodies = [dict(body, idempotency_key=f"r{round_}-{i}") for i, (body, _) in enumerate(cases)]
+        # Many requests at once, so that every worker serves some of them.
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(relay.notify, bodies * 3))
+        assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+        by_key = {m.idempotency_key: m for m in twilio.messages}
+        assert len(twilio.messages) == len(cases)  # the key de-duplicated the repeats
+        for i, (_, expected_leg) in enumerate(cases):
+            sent = by_key[f"r{round_}-{i}"]
+            assert (sent.call_sid, sent.content) == (expected_leg, exact)
+
+    check_routing(1)
+    # Bad input never reaches Twilio.
+    twilio.reset()
+    assert relay.notify({"call_sid": "CAnope", "content": {}}).status_code == 422
+    assert relay.notify({"identity": "bob", "content": "nope"}).status_code == 422
+    assert twilio.requests == []
+
+    service.restart()
+    check_routing(2)
+
+    # The calls end; late and duplicated callbacks arrive after a restart.
+    relay.play(out.hangup + inc.hangup)
+    service.restart()
+    relay.play(inc.answer[1:] + out.answer[1:] + inc.hangup)
+    for body, _ in cases:
+        answer = relay.notify(body)
+        assert answer.status_code in (404, 409), (body, answer.text)
+    legs = {leg["call_sid"]: leg for leg in relay.call(inc.child_sid)["legs"]}
+    assert legs[inc.child_sid]["status"] == "completed"
+    log = (tmp_path / "callrelay.log").read_text()
+    assert RELAY_TOKEN not in log and "Traceback" not in log
