@@ -54,7 +54,7 @@ def register_services(app: Flask, settings: Settings, store: Store | None,
     twilio = twilio or TwilioRestGateway(settings)
     app.extensions["callrelay.store"] = store
     app.extensions["callrelay.twilio"] = twilio
-    app.extensions["callrelay.notifier"] = Notifier(store, twilio)
+    app.extensions["callrelay.notifier"] = Notifier(store, twilio, settings.notify_deadline_s)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,12 +132,13 @@ def resolve_call_target(legs: list[Leg], given: Leg, leg: str) -> Leg:
 class Notifier:
     """Delivers /notify requests: looks legs up in the store (then Twilio), sends through Twilio."""
 
-    def __init__(self, store: Store, twilio: TwilioGateway) -> None:
+    def __init__(self, store: Store, twilio: TwilioGateway, deadline_s: float = 15.0) -> None:
         self.store = store
         self.twilio = twilio
+        self.deadline_s = deadline_s
         self.reconciler = Reconciler(store, twilio)
 
-    def targets(self, req: NotifyRequest) -> list[Leg]:
+    def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
         """The leg(s) a request is for, or the error that explains why there are none."""
         if req.identity is not None:
             legs = self.store.live_sdk_legs(req.identity)
@@ -147,7 +149,7 @@ class Notifier:
         assert req.call_sid is not None
         # Unknown here (webhooks not configured, lost, or before an ephemeral disk was wiped):
         # ask Twilio before answering 404.
-        given = self.store.get(req.call_sid) or self.reconciler.call(req.call_sid)
+        given = self.store.get(req.call_sid) or self.reconciler.call(req.call_sid, deadline)
         if given is None:
             raise CallNotFound("Neither callrelay nor Twilio knows a call with this SID.",
                                call_sid=req.call_sid)
@@ -156,15 +158,17 @@ class Notifier:
         except NoSuchLeg:
             # The call is known but the leg asked for is not: its child's status callbacks may
             # not point at callrelay. Twilio lists the children.
-            self.reconciler.children(given.root_sid)
+            self.reconciler.children(given.root_sid, deadline)
             return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
 
     def notify(self, req: NotifyRequest) -> list[tuple[Leg, SentMessage]]:
-        """Send the request's content to each target leg."""
+        """Send the request's content to each target leg, within one deadline for everything."""
+        deadline = time.monotonic() + self.deadline_s
         sent: list[tuple[Leg, SentMessage]] = []
-        for leg in self.targets(req):
+        for leg in self.targets(req, deadline):
             key = req.idempotency_key
             if key is not None and req.identity is not None and len(sent) > 0:
                 key = f"{key}:{leg.call_sid}"  # one key per leg: each is a separate message
-            sent.append((leg, self.twilio.send_message(leg.call_sid, req.content, key)))
+            sent.append((leg, self.twilio.send_message(leg.call_sid, req.content, key,
+                                                       deadline=deadline)))
         return sent

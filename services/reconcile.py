@@ -26,31 +26,31 @@ class Reconciler:
         self._locks: dict[str, threading.Lock] = {}
         self._looked_up: dict[str, float] = {}
 
-    def call(self, call_sid: str) -> Leg | None:
+    def call(self, call_sid: str, deadline: float | None = None) -> Leg | None:
         """The leg `call_sid` after asking Twilio about it and its call, or None if unknown."""
         with self._lock_for(call_sid):
             leg = self.store.get(call_sid)
             if leg is not None or self._fresh(call_sid):
                 return leg
-            event = self.twilio.fetch_call(call_sid)
+            event = self.twilio.fetch_call(call_sid, deadline=deadline)
             self._looked_up[call_sid] = self.clock()
             if event is None:
                 return None
             leg = self.store.apply(event)
             if leg.parent_sid is not None and self.store.get(leg.parent_sid) is None:
-                parent = self.twilio.fetch_call(leg.parent_sid)
+                parent = self.twilio.fetch_call(leg.parent_sid, deadline=deadline)
                 if parent is not None:
                     self.store.apply(parent)
-        self.children(leg.root_sid)
+        self.children(leg.root_sid, deadline)
         return self.store.get(call_sid)
 
-    def children(self, root_sid: str) -> None:
+    def children(self, root_sid: str, deadline: float | None = None) -> None:
         """Record the children Twilio lists for `root_sid` (unless listed moments ago)."""
         key = f"children:{root_sid}"
         with self._lock_for(key):
             if self._fresh(key):
                 return
-            events = self.twilio.child_calls(root_sid)
+            events = self.twilio.child_calls(root_sid, deadline=deadline)
             self._looked_up[key] = self.clock()
         for event in events:
             self.store.apply(event)

@@ -39,15 +39,18 @@ class SentMessage:
 class TwilioGateway(Protocol):
     """What callrelay asks of Twilio."""
 
-    def send_message(self, call_sid: str, content: str, idempotency_key: str | None) -> SentMessage:
+    # `deadline` (time.monotonic() based) bounds the call, retries included; None: the default.
+
+    def send_message(self, call_sid: str, content: str, idempotency_key: str | None, *,
+                     deadline: float | None = None) -> SentMessage:
         """Create a UserDefinedMessage on the call leg `call_sid`."""
         ...
 
-    def fetch_call(self, call_sid: str) -> LegEvent | None:
+    def fetch_call(self, call_sid: str, *, deadline: float | None = None) -> LegEvent | None:
         """The call as Twilio knows it now, or None when Twilio does not know it."""
         ...
 
-    def child_calls(self, parent_sid: str) -> list[LegEvent]:
+    def child_calls(self, parent_sid: str, *, deadline: float | None = None) -> list[LegEvent]:
         """The legs `<Dial>` created under `parent_sid`, as Twilio knows them now."""
         ...
 
@@ -103,7 +106,8 @@ class TwilioRestGateway:
         self.client.api.base_url = settings.twilio_api_base_url
         self.sleep = sleep
 
-    def send_message(self, call_sid: str, content: str, idempotency_key: str | None) -> SentMessage:
+    def send_message(self, call_sid: str, content: str, idempotency_key: str | None, *,
+                     deadline: float | None = None) -> SentMessage:
         """Create a UserDefinedMessage, retrying 429/5xx with the same IdempotencyKey."""
         # Every attempt carries the same key, so a retried POST never shows the message twice.
         key = idempotency_key or f"callrelay-{uuid.uuid4()}"
@@ -116,9 +120,9 @@ class TwilioRestGateway:
                                account_sid=msg.account_sid or "",
                                date_created=created.isoformat() if created else None)
 
-        return self._with_retries(create, call_sid, "deliver the message")
+        return self._with_retries(create, call_sid, "deliver the message", deadline)
 
-    def fetch_call(self, call_sid: str) -> LegEvent | None:
+    def fetch_call(self, call_sid: str, *, deadline: float | None = None) -> LegEvent | None:
         """The call as Twilio knows it now, or None when Twilio answers 404."""
 
         def fetch() -> LegEvent | None:
@@ -129,31 +133,35 @@ class TwilioRestGateway:
                     return None
                 raise
 
-        return self._with_retries(fetch, call_sid, "look the call up")
+        return self._with_retries(fetch, call_sid, "look the call up", deadline)
 
-    def child_calls(self, parent_sid: str) -> list[LegEvent]:
+    def child_calls(self, parent_sid: str, *, deadline: float | None = None) -> list[LegEvent]:
         """The children of `parent_sid` (at most 50: a <Dial> rings a handful at most)."""
 
         def children() -> list[LegEvent]:
             return [_event(c) for c in self.client.calls.list(parent_call_sid=parent_sid,
                                                               limit=50)]
 
-        return self._with_retries(children, parent_sid, "list the call's legs")
+        return self._with_retries(children, parent_sid, "list the call's legs", deadline)
 
-    def _with_retries(self, operation: Callable[[], T], call_sid: str, what: str) -> T:
-        start = time.monotonic()
+    def _with_retries(self, operation: Callable[[], T], call_sid: str, what: str,
+                      deadline: float | None) -> T:
+        if deadline is None:
+            deadline = time.monotonic() + self.policy.deadline_s
         attempt = 0
         try:
             while True:
                 attempt += 1
-                remaining = self.policy.deadline_s - (time.monotonic() - start)
-                self.http.set_attempt_timeout(
-                    max(0.1, min(self.policy.attempt_timeout_s, remaining)))
+                remaining = deadline - time.monotonic()
+                if remaining < 0.1:
+                    raise TwilioTimeout(f"No time was left to {what} before the deadline.",
+                                        attempts=attempt - 1)
+                self.http.set_attempt_timeout(min(self.policy.attempt_timeout_s, remaining))
                 try:
                     return _attempt(operation, what)
                 except _Retryable as failure:
                     delay = self.policy.delay(attempt)
-                    if time.monotonic() - start + delay + 0.1 >= self.policy.deadline_s:
+                    if time.monotonic() + delay + 0.1 >= deadline:
                         raise _give_up(failure, attempt, what) from failure.cause
                     log.warning("twilio attempt failed, retrying", extra={
                         "call_sid": call_sid, "attempt": attempt,
