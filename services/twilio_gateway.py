@@ -175,7 +175,8 @@ def _event(call: CallInstance) -> LegEvent:
     status = call.status if call.status in STATUS_RANK else "queued"
     return LegEvent(call_sid=call.sid or "", status=str(status),
                     parent_sid=call.parent_call_sid or None, account_sid=call.account_sid,
-                    from_=call.from_, to=call.to, direction=call.direction)
+                    # The generated CallInstance names the `from` field `_from`.
+                    from_=call._from, to=call.to, direction=call.direction)
 
 
 def _status_and_code(exc: TwilioException) -> tuple[int | None, int | None, str]:
