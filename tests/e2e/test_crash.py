@@ -1,0 +1,59 @@
+"""A gunicorn worker killed with SIGKILL mid-burst loses no acknowledged webhook."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from sandbox.calls import phone_calls_sdk
+from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
+from tests.e2e.harness import Service, free_port
+
+pytestmark = pytest.mark.e2e
+BURST = 600
+
+
+def test_sigkill_mid_burst_loses_no_acknowledged_webhook(tmp_path, twilio):
+    port = free_port()
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    calls = [phone_calls_sdk(ACCOUNT_SID, identity=f"user{i}") for i in range(BURST)]
+    # Each call's ringing child leg: a distinct leg (and row) per webhook.
+    steps = [call.answer[1] for call in calls]
+    with Service(env, workers=3, port=port, log_path=tmp_path / "callrelay.log") as service:
+        session = requests.Session()
+        acknowledged: list[str] = []
+        lock = threading.Lock()
+
+        def send(step):
+            url = service.url + step.path
+            try:
+                answer = session.post(url, data=step.params, timeout=10,
+                                      headers={"X-Twilio-Signature": sign(url, step.params)})
+            except requests.RequestException:
+                return  # the connection died with the worker: not acknowledged
+            if 200 <= answer.status_code < 300:
+                with lock:
+                    acknowledged.append(step.params["CallSid"])
+
+        victim = service.worker_pids()[0]
+        with ThreadPoolExecutor(12) as pool:
+            futures = [pool.submit(send, step) for step in steps]
+            while len(acknowledged) < BURST // 3:
+                threading.Event().wait(0.005)
+            os.kill(victim, signal.SIGKILL)
+            at_kill = len(acknowledged)
+            for future in futures:
+                future.result()
+
+        assert at_kill < BURST, "the burst ended before the kill"
+        assert victim not in service.worker_pids()  # gunicorn replaced it
+        auth = {"Authorization": f"Bearer {RELAY_TOKEN}"}
+        missing = [sid for sid in acknowledged
+                   if session.get(f"{service.url}/calls/{sid}", headers=auth,
+                                  timeout=10).status_code != 200]
+        assert missing == []
