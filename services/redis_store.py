@@ -72,7 +72,7 @@ class RedisStore:
         if entry is None:
             pool = redis.ConnectionPool.from_url(
                 self._url, decode_responses=True,
-                socket_connect_timeout=1.0, socket_timeout=2.0,
+                socket_connect_timeout=1.0, socket_timeout=1.5,
                 health_check_interval=30, retry_on_timeout=False,
                 # One immediate retry on a dropped connection (the server restarted); none
                 # on timeouts, so an unreachable Redis costs at most one timeout per call.
@@ -82,7 +82,7 @@ class RedisStore:
             try:
                 version = str(client.info("server").get("redis_version", "0"))
                 gt = int(version.split(".")[0]) >= 7
-            except redis.ResponseError:  # a proxy that hides INFO: assume the worst
+            except (redis.ResponseError, ValueError):  # INFO hidden or odd: assume the worst
                 gt = False
             entry = (client, gt)
             self._clients = {pid: entry}
