@@ -60,8 +60,8 @@ class Service:
             try:
                 if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or no worker has booted to answer
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"callrelay did not become ready on {self.url}")

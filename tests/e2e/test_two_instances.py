@@ -1,0 +1,108 @@
+"""Two callrelay instances (two Procfile commands) on one Redis agree on every leg."""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from sandbox.calls import Call, Step, phone_calls_sdk, sdk_calls_phone
+from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
+from tests.e2e.harness import Service, free_port
+from tests.redis_support import redis_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+AUTH = {"Authorization": f"Bearer {RELAY_TOKEN}"}
+PUBLIC = "https://relay.example.com"  # both instances sit behind one public URL
+
+
+def webhook(service: Service, step: Step) -> requests.Response:
+    return requests.post(service.url + step.path, data=step.params, timeout=10,
+                         headers={"X-Twilio-Signature": sign(PUBLIC + step.path, step.params)})
+
+
+def legs(service: Service, call: Call) -> dict[str, tuple]:
+    answer = requests.get(f"{service.url}/calls/{call.parent_sid}", headers=AUTH, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {leg["call_sid"]: (leg["status"], leg["identity"], leg["parent_call_sid"])
+            for leg in answer.json()["legs"]}
+
+
+def notify(service: Service, body: dict) -> requests.Response:
+    return requests.post(service.url + "/notify", json=body, headers=AUTH, timeout=20)
+
+
+@pytest.fixture
+def cluster(tmp_path, twilio):
+    with redis_server() as redis:
+        env = make_env(tmp_path, twilio, STORE_URL=redis.url, PUBLIC_BASE_URL=PUBLIC)
+        a = Service(env, workers=2, port=free_port(), log_path=tmp_path / "a.log").start()
+        b = Service(env, workers=2, port=free_port(), log_path=tmp_path / "b.log").start()
+        try:
+            yield redis, a, b
+        finally:
+            a.stop()
+            b.stop()
+
+
+def test_two_instances_share_one_registry(cluster, twilio):
+    redis, a, b = cluster
+    out = sdk_calls_phone(ACCOUNT_SID, identity="alice")
+    inc = phone_calls_sdk(ACCOUNT_SID, identity="bob")
+
+    # Webhooks split across both instances, concurrently, shuffled and duplicated.
+    steps = out.answer[1:] + inc.answer[1:]
+    events = [(random.choice((a, b)), s) for s in steps + steps]
+    random.shuffle(events)
+    for step in (out.answer[0], inc.answer[0]):
+        assert webhook(a, step).status_code == 200
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda e: webhook(*e), events))
+    assert [x.status_code for x in answers] == [204] * len(events)
+    assert legs(a, out) == legs(b, out)
+    assert legs(b, inc)[inc.child_sid] == ("in-progress", "bob", inc.parent_sid)
+
+    # Webhooks to one, /notify to the other.
+    assert notify(b, {"identity": "alice", "content": {"n": 1}}).status_code == 201
+    assert notify(a, {"call_sid": inc.parent_sid, "content": {"n": 2}}).status_code == 201
+    assert [m.call_sid for m in twilio.messages] == [out.parent_sid, inc.child_sid]
+
+    # Both restart: nothing is lost.
+    a.restart()
+    b.restart()
+    assert legs(a, inc) == legs(b, inc)
+    assert notify(a, {"identity": "bob", "content": {"n": 3}}).status_code == 201
+
+    # Redis goes down: every route answers fast, as JSON 503, and nothing hangs.
+    redis.stop()
+    for service in (a, b):
+        started = time.monotonic()
+        ready = requests.get(service.url + "/readyz", timeout=10)
+        sent = notify(service, {"identity": "bob", "content": {}})
+        hook = webhook(service, inc.hangup[0])
+        assert time.monotonic() - started < 10
+        for answer in (ready, sent, hook):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["error"]["code"] == "store_unavailable"
+            assert answer.headers.get("Retry-After")
+        assert requests.get(service.url + "/healthz", timeout=5).status_code == 200
+
+    # Redis comes back (empty: it keeps nothing on disk). callrelay recovers by itself, and
+    # reconciliation with Twilio re-learns the live call for a /notify by SID.
+    redis.start()
+    for service in (a, b):
+        assert requests.get(service.url + "/readyz", timeout=10).status_code == 200
+    twilio.set_call(inc.parent_sid, "in-progress", from_="+15005550006", to="+15005550001")
+    twilio.set_call(inc.child_sid, "in-progress", parent_call_sid=inc.parent_sid,
+                    to="client:bob", direction="outbound-dial")
+    before = len(twilio.messages)
+    assert notify(b, {"call_sid": inc.parent_sid, "content": {"n": 4}}).status_code == 201
+    assert twilio.messages[before].call_sid == inc.child_sid
+    for step in inc.hangup + out.hangup:
+        assert webhook(random.choice((a, b)), step).status_code == 204
+    assert legs(a, inc)[inc.child_sid][0] == "completed"
+    for log in ("a.log", "b.log"):
+        assert "Traceback" not in (a.log_path.parent / log).read_text()
