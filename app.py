@@ -15,6 +15,7 @@ from services.store import Retention, Store, open_store
 from services.twilio_gateway import TwilioGateway, TwilioRestGateway
 from web import api, ops, twilio_hooks
 from web.errors import register_error_handlers
+from web.observability import register_observability
 
 # Bodies larger than this are refused (413) before they are read whole: a /notify body holds
 # at most 10,000 characters of content, which JSON escaping can at most sextuple.
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     register_proxy_fix(app, settings)
+    register_observability(app, settings)
     register_services(app, settings, store, twilio)
     register_blueprints(app)
     register_error_handlers(app)
@@ -51,7 +53,7 @@ def register_services(app: Flask, settings: Settings, store: Store | None,
     """The store and the Twilio client: one per worker process, built after gunicorn forks."""
     store = store or open_store(settings.store_url, Retention(
         ended_s=settings.leg_retention_s, live_s=settings.max_call_duration_s))
-    twilio = twilio or TwilioRestGateway(settings)
+    twilio = twilio or TwilioRestGateway(settings, observer=app.extensions["callrelay.metrics"])
     app.extensions["callrelay.store"] = store
     app.extensions["callrelay.twilio"] = twilio
     app.extensions["callrelay.notifier"] = Notifier(store, twilio, settings.notify_deadline_s)

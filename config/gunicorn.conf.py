@@ -3,6 +3,7 @@
 import os
 import sys
 
+from config import metrics_dir
 from config.settings import ConfigError, Settings
 
 # Fail fast, in the master, with one line naming the variable, instead of every worker
@@ -12,6 +13,12 @@ try:
 except ConfigError as exc:
     sys.stderr.write(f"callrelay: configuration error: {exc}\n")
     sys.exit(2)
+
+# /metrics sums every worker's counters (prometheus-client's multiprocess mode): the directory is
+# set here, in the master, so that workers see it before they import prometheus_client.
+metrics_dir.prepare()
+child_exit = metrics_dir.child_exit
+on_exit = metrics_dir.on_exit
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -26,10 +33,13 @@ keepalive = 5
 # No preload: each worker builds its own Twilio session and store connections after the fork.
 preload_app = False
 # The control socket lives at one fixed path per user: two instances on a machine would fight.
-no_control_socket = True
-accesslog = "-"
+control_socket_disable = True
+# No gunicorn access log (its logger is silenced below: a logconfig_dict turns it on): the app
+# logs every request as one JSON line with request id, route, status, duration and call SID
+# (web/observability.py), so both would be duplicates.
+accesslog = None
 errorlog = "-"
-# gunicorn's own lines (and the access log) as JSON, like the app's (config/logs.py).
+# gunicorn's own lines as JSON, like the app's (config/logs.py).
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -39,9 +49,8 @@ logconfig_dict = {
     "root": {"handlers": [], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }
-access_log_format = '%(m)s %(U)s %(s)s %(B)s %(M)sms'
 # X-Forwarded-* are applied once, by ProxyFix with TRUSTED_PROXY_HOPS; gunicorn trusts no one.
 forwarded_allow_ips = ""

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -21,6 +21,9 @@ from twilio.rest.api.v2010.account.call import CallInstance
 from config.settings import Settings
 from services.errors import TwilioRefused, TwilioTimeout, TwilioUnavailable
 from services.legs import STATUS_RANK, LegEvent
+
+if TYPE_CHECKING:
+    from services.metrics import TwilioObserver
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,28 +81,41 @@ class _Retryable(Exception):
 class _DeadlineHttpClient(TwilioHttpClient):
     """TwilioHttpClient whose timeout can be shortened per thread to fit a request's deadline."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, observer: TwilioObserver | None = None) -> None:
         super().__init__(timeout=timeout)
         self._local = threading.local()
+        self.observer = observer
 
     def set_attempt_timeout(self, seconds: float | None) -> None:
         self._local.timeout = seconds
 
-    def request(self, *args: Any, **kwargs: Any) -> Response:
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = getattr(self._local, "timeout", None) or self.timeout
-        return super().request(*args, **kwargs)
+        if self.observer is None:
+            return super().request(method, url, *args, **kwargs)
+        start, outcome = time.monotonic(), "connection"
+        try:
+            response = super().request(method, url, *args, **kwargs)
+            outcome = str(response.status_code)
+            return response
+        except requests.Timeout:
+            outcome = "timeout"
+            raise
+        finally:
+            self.observer.twilio_request(method, url, outcome, time.monotonic() - start)
 
 
 class TwilioRestGateway:
     """TwilioGateway over the official SDK, with an explicit timeout and bounded retries."""
 
-    def __init__(self, settings: Settings, *,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep,
+                 observer: TwilioObserver | None = None) -> None:
         username, password = settings.rest_credentials
         self.policy = RetryPolicy(deadline_s=settings.notify_deadline_s,
                                   attempt_timeout_s=settings.twilio_timeout_s)
-        self.http = _DeadlineHttpClient(timeout=settings.twilio_timeout_s)
+        self.observer = observer
+        self.http = _DeadlineHttpClient(timeout=settings.twilio_timeout_s, observer=observer)
         self.client = Client(username, password, settings.twilio_account_sid,
                              http_client=self.http)
         # A plain attribute of the API domain: points the SDK at a mock in development.
@@ -166,6 +182,8 @@ class TwilioRestGateway:
                     log.warning("twilio attempt failed, retrying", extra={
                         "call_sid": call_sid, "attempt": attempt,
                         "twilio_status": failure.status})
+                    if self.observer is not None:
+                        self.observer.twilio_retry(_reason(failure))
                     self.sleep(delay)
         finally:
             self.http.set_attempt_timeout(None)
@@ -198,6 +216,12 @@ def _attempt(operation: Callable[[], T], what: str) -> T:
                             twilio_status=status, twilio_code=code) from exc
     except (requests.Timeout, requests.ConnectionError) as exc:
         raise _Retryable(exc) from exc
+
+
+def _reason(failure: _Retryable) -> str:
+    if failure.status is not None:
+        return str(failure.status)
+    return "timeout" if isinstance(failure.cause, requests.Timeout) else "connection"
 
 
 def _give_up(failure: _Retryable, attempts: int, what: str) -> Exception:

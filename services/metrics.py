@@ -1,0 +1,123 @@
+"""Prometheus metrics, correct across gunicorn workers (prometheus-client's multiprocess mode).
+
+Multiprocess mode is chosen by prometheus-client when it is first imported: config/gunicorn.conf.py
+sets PROMETHEUS_MULTIPROC_DIR in the master, before any worker imports it. Without it (tests, a
+single process), each `Metrics` counts in its own registry.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# The classic text format every Prometheus version reads (what generate_latest writes).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+_SID = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9a-fA-F]{32}(?![A-Za-z0-9])")
+_ACCOUNT_PREFIX = re.compile(r"^/2010-04-01/Accounts/\{sid\}/")
+# Twilio answers in tens to hundreds of milliseconds; the tail up to the 10 s timeout matters.
+_TWILIO_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+
+
+class TwilioObserver(Protocol):
+    """What the Twilio adapter reports, through an optional hook, about its requests."""
+
+    def twilio_request(self, method: str, url: str, outcome: str, seconds: float) -> None:
+        """One HTTP request to Twilio ended: its outcome is the HTTP status, or why it has none."""
+        ...
+
+    def twilio_retry(self, reason: str) -> None:
+        """A failed attempt (reason: HTTP status, `timeout` or `connection`) will be retried."""
+        ...
+
+
+def multiprocess_mode() -> bool:
+    """True when prometheus-client keeps values in PROMETHEUS_MULTIPROC_DIR files."""
+    return bool(getattr(values.ValueClass, "_multiprocess", False))
+
+
+def twilio_endpoint(method: str, url: str) -> str:
+    """A low-cardinality label for a Twilio URL: `POST Calls/{sid}/UserDefinedMessages.json`."""
+    path = _ACCOUNT_PREFIX.sub("", _SID.sub("{sid}", urlsplit(url).path))
+    return f"{method.upper()} {path}"
+
+
+class _Fixed:
+    """A collector that yields metric families computed beforehand (at scrape time)."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+class Metrics:
+    """callrelay's counters and histograms; also the Twilio adapter's observer hook."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.http_requests = Counter(
+            "callrelay_http_requests", "HTTP requests answered, by route, method and status.",
+            ["route", "method", "status"], registry=r)
+        self.http_seconds = Histogram(
+            "callrelay_http_request_duration_seconds", "Time to answer an HTTP request.",
+            ["route"], registry=r)
+        self.webhooks = Counter(
+            "callrelay_webhooks", "Twilio webhooks received, by route and outcome (HTTP status).",
+            ["route", "outcome"], registry=r)
+        self.notifies = Counter(
+            "callrelay_notify", "/notify requests, by outcome (sent, or the error code) and "
+            "Twilio's error code when Twilio refused.", ["outcome", "twilio_code"], registry=r)
+        self.twilio_seconds = Histogram(
+            "callrelay_twilio_request_duration_seconds", "Latency of HTTP requests to Twilio, "
+            "by endpoint and outcome (HTTP status, timeout, connection).",
+            ["endpoint", "outcome"], buckets=_TWILIO_BUCKETS, registry=r)
+        self.twilio_retries = Counter(
+            "callrelay_twilio_retries", "Attempts toward Twilio that failed and were retried, by "
+            "reason (HTTP status, timeout, connection).", ["reason"], registry=r)
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request."""
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_seconds.labels(route).observe(seconds)
+
+    def webhook(self, route: str, status: int) -> None:
+        """Count one Twilio webhook by its answer."""
+        self.webhooks.labels(route, str(status)).inc()
+
+    def notify(self, outcome: str, twilio_code: object = None) -> None:
+        """Count one /notify request: `sent` or the error code."""
+        self.notifies.labels(outcome, "" if twilio_code is None else str(twilio_code)).inc()
+
+    def twilio_request(self, method: str, url: str, outcome: str, seconds: float) -> None:
+        """Observe one HTTP request to Twilio (TwilioObserver)."""
+        self.twilio_seconds.labels(twilio_endpoint(method, url), outcome).observe(seconds)
+
+    def twilio_retry(self, reason: str) -> None:
+        """Count one retried attempt (TwilioObserver)."""
+        self.twilio_retries.labels(reason).inc()
+
+    def exposition(self, computed: Iterable[Metric] = ()) -> bytes:
+        """The text format of every worker's metrics, then the values computed at scrape time."""
+        if multiprocess_mode():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        else:
+            registry = self.registry
+        scraped = CollectorRegistry()
+        scraped.register(_Fixed(computed))  # type: ignore[arg-type]
+        return generate_latest(registry) + generate_latest(scraped)

@@ -1,0 +1,105 @@
+"""One JSON log line per request, with a request id; secrets and phone numbers never in full."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from config.logs import JSONFormatter
+from config.redaction import RedactingFilter, mask_phone
+from sandbox.calls import sdk_calls_phone
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
+
+
+def request_lines(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "callrelay.request"]
+
+
+def test_each_request_is_logged_with_route_status_duration_and_call_sid(relay, caplog):
+    caplog.set_level(logging.INFO)
+    call = sdk_calls_phone(ACCOUNT_SID)
+    relay.play(call.answer[:1])
+    relay.notify({"call_sid": call.parent_sid, "content": {"secret": "do not log"}})
+    relay.get(f"/calls/{call.child_sid}")
+    voice, notify, lookup = request_lines(caplog)
+    assert (voice.route, voice.method, voice.status, voice.call_sid) == (
+        "/twilio/voice", "POST", 200, call.parent_sid)
+    assert (notify.route, notify.status, notify.call_sid) == ("/notify", 201, call.parent_sid)
+    assert (lookup.route, lookup.call_sid) == ("/calls/<call_sid>", call.child_sid)
+    assert all(isinstance(r.duration_ms, float) and len(r.request_id) == 32
+               for r in (voice, notify, lookup))
+    assert "do not log" not in caplog.text
+
+
+def test_errors_are_logged_with_their_code_and_malformed_sids_are_not(relay, caplog):
+    caplog.set_level(logging.INFO)
+    relay.notify({"call_sid": "+15005550006", "content": {}})
+    (line,) = request_lines(caplog)
+    assert (line.status, line.error) == (422, "validation_failed")
+    assert not hasattr(line, "call_sid")
+
+
+@pytest.mark.parametrize("given, kept", [
+    ("0d5cb5e0-8a36-4c1f-9a9e-1b2f3c4d5e6f", True),     # Heroku's router
+    ("rndr-abc.123:xyz", True),
+    ("", False),
+    ("x" * 200, False),
+    ("<script>alert(1)</script>", False),
+    ("two words", False),
+])
+def test_request_id_is_honoured_when_sane_and_returned(client, given, kept):
+    answer = client.get("/healthz", headers={"X-Request-ID": given} if given else {})
+    returned = answer.headers["X-Request-ID"]
+    assert (returned == given) is kept
+    if not kept:
+        assert len(returned) == 32 and returned.isalnum()
+
+
+@pytest.fixture
+def stdout_log(app) -> Iterator[io.StringIO]:
+    """What callrelay's JSON handler writes (it holds the stdout of its creation, not capsys')."""
+    (handler,) = [h for h in logging.getLogger().handlers if getattr(h, "_callrelay", False)]
+    buffer = io.StringIO()
+    previous = handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    handler.setStream(previous)  # type: ignore[attr-defined]
+
+
+def test_request_id_reaches_other_log_lines_and_secrets_are_redacted(relay, stdout_log):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    relay.client.post(call.answer[0].path, data=call.answer[0].params,
+                      headers={"X-Twilio-Signature": "bm9wZQ==", "X-Request-ID": "req-1"})
+    relay.play(call.answer)
+    relay.notify({"call_sid": call.parent_sid, "content": {"msg": "+15005550006"}})
+    logging.getLogger("callrelay.test").warning("token %s and %s from +15005550006",
+                                                RELAY_TOKEN, AUTH_TOKEN)
+    out = stdout_log.getvalue()
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert any(e.get("request_id") == "req-1" and e["status"] == 403 for e in lines)
+    updated = [e for e in lines if e["message"] == "leg updated"]
+    assert updated and all(len(e["request_id"]) == 32 for e in updated)
+    assert RELAY_TOKEN not in out and AUTH_TOKEN not in out and "5550006" not in out
+    assert "token [redacted] and [redacted] from +1500****006" in out
+
+
+def test_mask_phone_keeps_country_prefix_and_last_digits():
+    assert mask_phone("+15555550006") == "+1555****006"
+    assert mask_phone("+4420") == "+4****"
+
+
+def test_redacting_filter_cleans_message_args_and_extras():
+    handler_filter = RedactingFilter()
+    handler_filter.add_secrets("supersecretvalue", None, "short")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "a %s b", ("supersecretvalue",),
+                               None)
+    record.to = "sip:+447700900123@example.com"
+    record.count = 3
+    assert handler_filter.filter(record)
+    entry = json.loads(JSONFormatter().format(record))
+    assert entry["message"] == "a [redacted] b"
+    assert entry["to"] == "sip:+4477****123@example.com" and entry["count"] == 3
+    assert "short" in handler_filter.redact("short")  # too short to be a secret we hold

@@ -1,0 +1,115 @@
+"""Per-request JSON log lines with a request id, log redaction, and HTTP-boundary metrics."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, current_app, g, has_request_context, request
+from werkzeug.exceptions import HTTPException
+
+from config.redaction import redacting_filter
+from config.settings import Settings
+from services.legs import is_call_sid
+from services.metrics import Metrics
+from web import metrics_view
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# Heroku's router sends a UUID, other proxies similar tokens; anything else is replaced, so that
+# a caller cannot smuggle log lines or kilobytes into the logs through it.
+_SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}$")
+# Platforms poll these every few seconds: their successes are logged at DEBUG only.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+log = logging.getLogger("callrelay.request")
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the current request's id to every record logged while serving it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Never drops a record."""
+        if has_request_context() and "request_id" in g and not hasattr(record, "request_id"):
+            record.request_id = g.request_id
+        return True
+
+
+def register_observability(app: Flask, settings: Settings) -> None:
+    """Metrics and /metrics, request ids and request logs, and redaction of the app's logs."""
+    app.extensions["callrelay.metrics"] = Metrics()
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_callrelay", False):  # the stdout handler of config/logs.py
+            redacting_filter(handler).add_secrets(
+                settings.twilio_auth_token, settings.twilio_api_secret,
+                settings.twilio_webhook_secret, *settings.relay_api_tokens)
+            if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+                handler.addFilter(RequestIdFilter())
+    app.before_request(_start)
+    app.after_request(_finish)
+    app.register_blueprint(metrics_view.bp)
+
+
+def _start() -> None:
+    g.request_started = time.perf_counter()
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+
+
+def _finish(response: Response) -> Response:
+    seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers[REQUEST_ID_HEADER] = request_id
+    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    status = response.status_code
+    error = _error(response)
+    metrics: Metrics = current_app.extensions["callrelay.metrics"]
+    metrics.request(route, request.method, status, seconds)
+    if route.startswith("/twilio/"):
+        metrics.webhook(route, status)
+    elif route == "/notify":
+        metrics.notify("sent" if status < 400 else str(error.get("code", status)),
+                       error.get("twilio_code"))
+    fields: dict[str, Any] = {"request_id": request_id, "method": request.method,
+                              "route": route, "status": status,
+                              "duration_ms": round(seconds * 1000, 1)}
+    call_sid = _call_sid(status)
+    if call_sid:
+        fields["call_sid"] = call_sid
+    for key in ("code", "twilio_status", "twilio_code"):
+        if error.get(key) is not None:
+            fields["error" if key == "code" else key] = error[key]
+    level = logging.INFO
+    if status >= 500:
+        level = logging.WARNING
+    elif route in _QUIET_ROUTES and status < 400:
+        level = logging.DEBUG
+    log.log(level, "request", extra=fields)
+    return response
+
+
+def _error(response: Response) -> dict[str, Any]:
+    """The JSON error envelope's fields, for an error answer."""
+    if response.status_code < 400 or not response.is_json or response.is_streamed:
+        return {}
+    body = response.get_json(silent=True)
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _call_sid(status: int) -> str | None:
+    """The call SID the request is about: from the URL, the webhook form or the JSON body."""
+    candidates: list[Any] = [(request.view_args or {}).get("call_sid")]
+    if request.method == "POST" and status != 413:
+        try:
+            if request.mimetype == "application/x-www-form-urlencoded":
+                candidates.append(request.form.get("CallSid"))
+            else:
+                body = request.get_json(silent=True, force=True)
+                if isinstance(body, dict):
+                    candidates += [body.get("call_sid"), body.get("CallSid")]
+        except HTTPException:  # a body over MAX_CONTENT_LENGTH that the view never read
+            pass
+    # Only well-formed SIDs: whatever else a caller put in these fields stays out of the logs.
+    return next((c for c in candidates if is_call_sid(c)), None)
