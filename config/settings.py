@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
 from dotenv import load_dotenv
@@ -40,6 +43,12 @@ class Settings:
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
+    # Forwarding of SDK messages (and leg updates) to a backend, signed as Standard Webhooks.
+    forward_url: str | None = None
+    forward_secret: str | None = field(default=None, repr=False)
+    forward_events: frozenset[str] = frozenset({"messages"})
+    forward_max_attempts: int = 10
+    subscribe_messages: bool = False
 
     @property
     def rest_credentials(self) -> tuple[str, str]:
@@ -85,6 +94,7 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+            **_forwarding(reader),
         )
 
 
@@ -94,6 +104,49 @@ def _store_url(reader: _Reader) -> str:
         name = "STORE_URL" if reader.optional("STORE_URL") else "REDIS_URL"
         raise ConfigError(f"{name} is malformed: expected sqlite:///path or redis://host:port/db")
     return url
+
+
+def _forwarding(reader: _Reader) -> dict[str, Any]:
+    """FORWARD_URL, FORWARD_SECRET, FORWARD_EVENTS, FORWARD_MAX_ATTEMPTS, SUBSCRIBE_MESSAGES."""
+    url, secret = reader.url("FORWARD_URL"), reader.optional("FORWARD_SECRET")
+    if url and not secret:
+        raise ConfigError("FORWARD_SECRET is required when FORWARD_URL is set "
+                          "(whsec_ followed by base64)")
+    if secret and not _whsec_valid(secret):
+        raise ConfigError("FORWARD_SECRET is malformed: expected whsec_ followed by the "
+                          "base64 of at least 16 random bytes")
+    kinds = {k.strip() for k in (reader.optional("FORWARD_EVENTS") or "messages").split(",")}
+    kinds.discard("")
+    if not kinds or not kinds <= {"messages", "legs"}:
+        raise ConfigError("FORWARD_EVENTS is malformed: expected messages, legs or "
+                          "messages,legs")
+    attempts = reader.number("FORWARD_MAX_ATTEMPTS", 10, minimum=1)
+    if attempts != int(attempts):
+        raise ConfigError("FORWARD_MAX_ATTEMPTS is malformed: expected a whole number")
+    switch = (reader.optional("SUBSCRIBE_MESSAGES") or "").lower()
+    if switch not in ("", "on", "off", "true", "false", "1", "0", "yes", "no"):
+        raise ConfigError("SUBSCRIBE_MESSAGES is malformed: expected on or off")
+    if switch:
+        subscribe = switch in ("on", "true", "1", "yes")
+    else:  # on by default when there is somewhere to forward messages to
+        subscribe = bool(url) and "messages" in kinds
+    if subscribe and not url:
+        raise ConfigError("SUBSCRIBE_MESSAGES is on but FORWARD_URL is not set: the messages "
+                          "would have nowhere to go")
+    return {"forward_url": url, "forward_secret": secret, "forward_events": frozenset(kinds),
+            "forward_max_attempts": int(attempts), "subscribe_messages": subscribe}
+
+
+def _whsec_valid(secret: str) -> bool:
+    """A Standard Webhooks secret: whsec_ then base64 (padding optional) of 16+ bytes."""
+    if not secret.startswith("whsec_"):
+        return False
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(key) >= 16
 
 
 class _Reader:
