@@ -1,0 +1,111 @@
+"""The outbox port: events waiting for delivery to the backend, in order per call, durably.
+
+An event belongs to a *stream* (the call's parent SID). Only the oldest pending event of a
+stream can be claimed, so event N+1 of a call is never delivered before N is acknowledged.
+A claim is a lease: a worker that dies mid-delivery loses it when the lease runs out, and
+another worker retakes the event. Event ids are the `webhook-id` the backend sees: an id
+already queued (or delivered within `seen_s`) is not queued again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+# How long a delivered event's id is remembered, so a late duplicate is not queued again.
+SEEN_S = 24 * 3600.0
+# How long dead events stay listed (and retryable) before they are forgotten.
+DEAD_S = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One event to deliver: its webhook-id, its stream (ordering key) and its JSON body."""
+
+    id: str
+    stream: str
+    body: str
+    attempts: int = 0
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class DeadEvent:
+    """An event that could not be delivered after the maximum number of attempts."""
+
+    id: str
+    stream: str
+    body: str
+    attempts: int
+    created_at: float
+    dead_at: float
+    last_error: str | None
+
+
+class Outbox(Protocol):
+    """Durable queue of events per stream, shared by every worker and instance."""
+
+    def enqueue(self, event: OutboxEvent) -> bool:
+        """Queue `event` unless its id is already known; True when it was queued now."""
+        ...
+
+    def claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
+        """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
+        ...
+
+    def ack(self, event_id: str) -> None:
+        """The backend accepted the event: drop it, and let its stream's next event go."""
+        ...
+
+    def retry_at(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and hold the event (and its stream) until `at`."""
+        ...
+
+    def bury(self, event_id: str, owner: str, error: str) -> None:
+        """Move the event to the dead list; its stream's next event may go."""
+        ...
+
+    def dead(self, limit: int = 100) -> list[DeadEvent]:
+        """Dead events, newest first."""
+        ...
+
+    def revive(self, event_id: str) -> bool:
+        """Queue a dead event again with a fresh attempt count; False when it is not dead."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class Claims(Protocol):
+    """Named one-off claims with an expiry: "insert if absent", shared by every instance."""
+
+    def claim_once(self, name: str, ttl_s: float) -> bool:
+        """Take `name` unless someone holds it and it has not expired; True when taken."""
+        ...
+
+    def keep_once(self, name: str, ttl_s: float) -> None:
+        """Hold a taken claim for `ttl_s` from now."""
+        ...
+
+    def release_once(self, name: str) -> None:
+        """Give a claim up, so it can be taken again."""
+        ...
+
+
+class ForwardingStore(Outbox, Claims, Protocol):
+    """What forwarding needs from storage: the outbox and the claims."""
+
+
+def open_outbox(url: str) -> ForwardingStore:
+    """The adapter for the store URL (`sqlite:///path` or `redis://…`), beside the leg store."""
+    if url.startswith("sqlite:///"):
+        from services.sqlite_outbox import SQLiteOutbox
+
+        return SQLiteOutbox(url.removeprefix("sqlite:///"))
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from services.redis_outbox import RedisOutbox
+
+        return RedisOutbox(url)
+    raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")

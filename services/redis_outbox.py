@@ -1,0 +1,138 @@
+"""Redis adapter of the outbox port, for several instances; each operation is one Lua script.
+
+Layout under `prefix`: a hash per event (`ob:ev:<id>`), a list of event ids per stream
+(`ob:q:<stream>`, oldest first), a sorted set of streams scored by when their head event may
+next be claimed (`ob:due`: now when new, the lease's end while delivered, the backoff's end
+after a failure), a sorted set of dead ids (`ob:dead`), the ids already queued (`ob:seen:<id>`)
+and the one-off claims (`once:<name>`). Every key has a TTL. The scripts build key names from
+the prefix, so a Redis Cluster is not supported (neither is it by the leg store).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import redis
+
+from services.errors import StoreUnavailable
+from services.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.redis_outbox_scripts import ACK, BURY, CLAIM, ENQUEUE, RETRY, REVIVE
+
+TTL_MS = math.ceil(DEAD_S * 1000)
+
+
+class RedisOutbox:
+    """Outbox and claims in Redis, shared by every callrelay instance."""
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.time, *,
+                 prefix: str = "callrelay:") -> None:
+        redis.connection.parse_url(url)  # a malformed URL fails here, not on first use
+        self._url = url  # never logged: it may hold a password
+        self.clock = clock
+        self.prefix = prefix
+        self._due, self._dead = f"{prefix}ob:due", f"{prefix}ob:dead"
+        self._clients: dict[int, redis.Redis] = {}
+
+    def _redis(self) -> redis.Redis:
+        """This process's client: sockets must not cross a fork."""
+        client = self._clients.get(os.getpid())
+        if client is None:
+            client = redis.Redis.from_url(self._url, decode_responses=True,
+                                          socket_connect_timeout=1.0, socket_timeout=2.0,
+                                          health_check_interval=30)
+            self._clients = {os.getpid(): client}
+        return client
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"The outbox (Redis) failed: {exc.__class__.__name__}.") \
+                from exc
+
+    def _run(self, script: str, keys: list[str], *args: Any) -> Any:
+        with self._errors():
+            return self._redis().eval(script, len(keys), *keys, self.prefix, *args)
+
+    def enqueue(self, event: OutboxEvent) -> bool:
+        """Queue `event` unless its id is already known; True when it was queued now."""
+        now = self.clock()
+        p = self.prefix
+        keys = [f"{p}ob:ev:{event.id}", f"{p}ob:seen:{event.id}", f"{p}ob:q:{event.stream}",
+                self._due]
+        return bool(self._run(ENQUEUE, keys, event.id, event.stream, event.body, repr(now),
+                              repr(event.created_at or now), math.ceil(SEEN_S * 1000), TTL_MS))
+
+    def claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
+        """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
+        now = self.clock()
+        rows = self._run(CLAIM, [self._due], repr(now), repr(now + lease_s), owner, limit)
+        return [OutboxEvent(id=r[0], stream=r[1], body=r[2], attempts=int(r[3]),
+                            created_at=float(r[4])) for r in rows]
+
+    def ack(self, event_id: str) -> None:
+        """The backend accepted the event: drop it, and let its stream's next event go."""
+        self._run(ACK, [self._due], event_id, repr(self.clock()))
+
+    def retry_at(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and hold the event (and its stream) until `at`."""
+        self._run(RETRY, [self._due], event_id, owner, repr(at), error, TTL_MS)
+
+    def bury(self, event_id: str, owner: str, error: str) -> None:
+        """Move the event to the dead list; its stream's next event may go."""
+        now = self.clock()
+        self._run(BURY, [self._due, self._dead], event_id, owner, repr(now), error, TTL_MS,
+                  repr(now - DEAD_S))
+
+    def dead(self, limit: int = 100) -> list[DeadEvent]:
+        """Dead events, newest first (ids whose event expired are dropped)."""
+        with self._errors():
+            client = self._redis()
+            ids = cast(list[str], client.zrevrange(self._dead, 0, limit - 1))
+            pipe = client.pipeline(transaction=False)
+            for event_id in ids:
+                pipe.hgetall(f"{self.prefix}ob:ev:{event_id}")
+            events: list[DeadEvent] = []
+            for event_id, fields in zip(ids, pipe.execute(), strict=True):
+                if fields.get("state") != "dead":
+                    client.zrem(self._dead, event_id)
+                    continue
+                events.append(DeadEvent(
+                    id=event_id, stream=fields["stream"], body=fields["body"],
+                    attempts=int(fields["attempts"]), created_at=float(fields["created_at"]),
+                    dead_at=float(fields["dead_at"]), last_error=fields.get("last_error")))
+            return events
+
+    def revive(self, event_id: str) -> bool:
+        """Queue a dead event again with a fresh attempt count; False when it is not dead."""
+        return bool(self._run(REVIVE, [self._due, self._dead], event_id, repr(self.clock()),
+                              TTL_MS))
+
+    def claim_once(self, name: str, ttl_s: float) -> bool:
+        """Take `name` unless someone holds it and it has not expired; True when taken."""
+        with self._errors():
+            return bool(self._redis().set(f"{self.prefix}once:{name}", "1", nx=True,
+                                          px=max(1, math.ceil(ttl_s * 1000))))
+
+    def keep_once(self, name: str, ttl_s: float) -> None:
+        """Hold a taken claim for `ttl_s` from now."""
+        with self._errors():
+            self._redis().set(f"{self.prefix}once:{name}", "1",
+                              px=max(1, math.ceil(ttl_s * 1000)))
+
+    def release_once(self, name: str) -> None:
+        """Give a claim up, so it can be taken again."""
+        with self._errors():
+            self._redis().delete(f"{self.prefix}once:{name}")
+
+    def close(self) -> None:
+        """Disconnect this process's pool; the next call builds a new one."""
+        client = self._clients.pop(os.getpid(), None)
+        if client is not None:
+            client.connection_pool.disconnect()

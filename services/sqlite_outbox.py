@@ -1,0 +1,188 @@
+"""SQLite adapter of the outbox port: tables beside the legs, in the same WAL-mode file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from services.errors import StoreUnavailable
+from services.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+
+# `due_at` is when the row may next be claimed: now for a new event, the end of the lease
+# while a worker delivers it, the backoff's end after a failure. `state` is pending, done
+# (kept, without its body, to recognise duplicates) or dead.
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    stream      TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    due_at      REAL NOT NULL,
+    lease_owner TEXT,
+    last_error  TEXT,
+    created_at  REAL NOT NULL,
+    closed_at   REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(stream, seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_closed ON outbox(state, closed_at) WHERE state != 'pending';
+CREATE TABLE IF NOT EXISTS once_claims (name TEXT PRIMARY KEY, expires_at REAL NOT NULL);
+"""
+PURGE_EVERY_S = 60.0
+
+
+class SQLiteOutbox:
+    """Outbox and claims in one SQLite file, one connection per thread."""
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._local = threading.local()
+        self._last_purge = 0.0
+        if path != ":memory:" and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        with self._errors():
+            self._db().executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"The outbox (SQLite) failed: {exc.__class__.__name__}.") \
+                from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        db = self._db()
+        with self._errors():
+            db.execute("BEGIN IMMEDIATE")  # the write lock first: claims never interleave
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def enqueue(self, event: OutboxEvent) -> bool:
+        """Queue `event` unless its id is already known; True when it was queued now."""
+        now = self.clock()
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO outbox (id, stream, body, due_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?)", (event.id, event.stream, event.body, now,
+                                           event.created_at or now))
+            return cursor.rowcount == 1
+
+    def claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
+        """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
+        now = self.clock()
+        if now - self._last_purge > PURGE_EVERY_S:
+            self.purge()
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, stream, body, attempts, created_at FROM outbox WHERE seq IN "
+                "(SELECT min(seq) FROM outbox WHERE state = 'pending' GROUP BY stream) "
+                "AND due_at <= ? ORDER BY due_at, seq LIMIT ?", (now, limit)).fetchall()
+            db.executemany("UPDATE outbox SET lease_owner = ?, due_at = ? WHERE id = ?",
+                           [(owner, now + lease_s, row[0]) for row in rows])
+        return [OutboxEvent(id=r[0], stream=r[1], body=r[2], attempts=r[3], created_at=r[4])
+                for r in rows]
+
+    def ack(self, event_id: str) -> None:
+        """The backend accepted the event: keep only its id, to recognise duplicates."""
+        with self._write() as db:
+            db.execute("UPDATE outbox SET state = 'done', body = '', lease_owner = NULL, "
+                       "closed_at = ? WHERE id = ? AND state = 'pending'",
+                       (self.clock(), event_id))
+
+    def retry_at(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and hold the event (and its stream) until `at`."""
+        with self._write() as db:
+            db.execute("UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?, "
+                       "lease_owner = NULL WHERE id = ? AND lease_owner = ? "
+                       "AND state = 'pending'", (at, error, event_id, owner))
+
+    def bury(self, event_id: str, owner: str, error: str) -> None:
+        """Move the event to the dead list; its stream's next event may go."""
+        with self._write() as db:
+            db.execute("UPDATE outbox SET state = 'dead', attempts = attempts + 1, "
+                       "last_error = ?, lease_owner = NULL, closed_at = ? WHERE id = ? "
+                       "AND lease_owner = ? AND state = 'pending'",
+                       (error, self.clock(), event_id, owner))
+
+    def dead(self, limit: int = 100) -> list[DeadEvent]:
+        """Dead events, newest first."""
+        with self._errors():
+            rows = self._db().execute(
+                "SELECT id, stream, body, attempts, created_at, closed_at, last_error "
+                "FROM outbox WHERE state = 'dead' ORDER BY closed_at DESC, seq DESC LIMIT ?",
+                (limit,)).fetchall()
+        return [DeadEvent(*row) for row in rows]
+
+    def revive(self, event_id: str) -> bool:
+        """Queue a dead event again with a fresh attempt count; False when it is not dead."""
+        now = self.clock()
+        with self._write() as db:
+            row = db.execute("SELECT stream, body, created_at FROM outbox WHERE id = ? "
+                             "AND state = 'dead'", (event_id,)).fetchone()
+            if row is None:
+                return False
+            # Deleted and inserted again: a new `seq` puts it behind the events already
+            # pending on its stream, so it never overtakes one being delivered.
+            db.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
+            db.execute("INSERT INTO outbox (id, stream, body, due_at, created_at) "
+                       "VALUES (?, ?, ?, ?, ?)", (event_id, row[0], row[1], now, row[2]))
+            return True
+
+    def claim_once(self, name: str, ttl_s: float) -> bool:
+        """Take `name` unless someone holds it and it has not expired; True when taken."""
+        now = self.clock()
+        with self._write() as db:
+            return db.execute(
+                "INSERT INTO once_claims (name, expires_at) VALUES (?, ?) ON CONFLICT(name) "
+                "DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ?",
+                (name, now + ttl_s, now)).rowcount == 1
+
+    def keep_once(self, name: str, ttl_s: float) -> None:
+        """Hold a taken claim for `ttl_s` from now."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO once_claims VALUES (?, ?)",
+                       (name, self.clock() + ttl_s))
+
+    def release_once(self, name: str) -> None:
+        """Give a claim up, so it can be taken again."""
+        with self._write() as db:
+            db.execute("DELETE FROM once_claims WHERE name = ?", (name,))
+
+    def purge(self) -> None:
+        """Forget delivered ids after SEEN_S, dead events after DEAD_S, expired claims."""
+        now = self.clock()
+        self._last_purge = now
+        with self._write() as db:
+            db.execute("DELETE FROM outbox WHERE (state = 'done' AND closed_at <= ?) "
+                       "OR (state = 'dead' AND closed_at <= ?)", (now - SEEN_S, now - DEAD_S))
+            db.execute("DELETE FROM once_claims WHERE expires_at <= ?", (now,))
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
