@@ -57,6 +57,10 @@ class TwilioGateway(Protocol):
         """The legs `<Dial>` created under `parent_sid`, as Twilio knows them now."""
         ...
 
+    def subscribe(self, call_sid: str, callback_url: str, idempotency_key: str) -> str:
+        """Subscribe to the messages the SDK on `call_sid` sends; returns the ZY sid."""
+        ...
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -159,6 +163,16 @@ class TwilioRestGateway:
                                                               limit=50)]
 
         return self._with_retries(children, parent_sid, "list the call's legs", deadline)
+
+    def subscribe(self, call_sid: str, callback_url: str, idempotency_key: str) -> str:
+        """Create a UserDefinedMessageSubscription, retrying 429/5xx with the same key."""
+
+        def create() -> str:
+            sub = self.client.calls(call_sid).user_defined_message_subscriptions.create(
+                callback=callback_url, method="POST", idempotency_key=idempotency_key)
+            return sub.sid or ""
+
+        return self._with_retries(create, call_sid, "subscribe to the call's messages", None)
 
     def _with_retries(self, operation: Callable[[], T], call_sid: str, what: str,
                       deadline: float | None) -> T:
