@@ -1,0 +1,95 @@
+"""The events callrelay forwards to backends: SDK messages and leg updates, as outbox entries."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from services.errors import ValidationFailed
+from services.legs import Leg, is_call_sid
+from services.outbox import OutboxEvent
+
+MESSAGE_SID_RE = re.compile(r"^KX[0-9a-fA-F]{32}$")
+MESSAGE_EVENT = "call.message"
+LEG_EVENT = "call.leg.updated"
+
+
+@dataclass(frozen=True)
+class SdkMessage:
+    """One message a Voice SDK sent, as Twilio's subscription callback describes it."""
+
+    sid: str
+    call_sid: str
+    content: Any
+    sequence_number: int | None = None
+
+
+def decode_content(raw: Any) -> Any:
+    """Twilio's `Content` is JSON text: its value, or the text itself when it is not JSON."""
+    if not isinstance(raw, str):
+        return raw
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_message(params: Mapping[str, Any]) -> SdkMessage:
+    """Validate a subscription callback's fields (JSON or form); ValidationFailed otherwise."""
+    sid, call_sid = params.get("Sid"), params.get("CallSid")
+    if not isinstance(sid, str) or not MESSAGE_SID_RE.match(sid):
+        raise ValidationFailed("Sid must be KX followed by 32 hex digits.", field="Sid")
+    if not is_call_sid(call_sid):
+        raise ValidationFailed("CallSid must be CA followed by 32 hex digits.", field="CallSid")
+    seq = params.get("SequenceNumber")
+    try:
+        sequence = int(seq) if seq not in (None, "") else None
+    except (TypeError, ValueError):
+        raise ValidationFailed("SequenceNumber must be an integer.",
+                               field="SequenceNumber") from None
+    return SdkMessage(sid=sid, call_sid=str(call_sid), sequence_number=sequence,
+                      content=decode_content(params.get("Content")))
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+def _body(kind: str, at: float, data: dict[str, Any]) -> str:
+    return json.dumps({"type": kind, "timestamp": _iso(at), "data": data},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def _leg_name(leg: Leg | None) -> str | None:
+    if leg is None:
+        return None
+    return "parent" if leg.is_parent else "child"
+
+
+def message_event(msg: SdkMessage, leg: Leg | None, at: float | None = None) -> OutboxEvent:
+    """The `call.message` event for an SDK message; `leg` is what the registry knows of it."""
+    at = time.time() if at is None else at
+    root = leg.root_sid if leg is not None else msg.call_sid
+    data = {"call_sid": root, "leg_sid": msg.call_sid, "leg": _leg_name(leg),
+            "identity": leg.identity if leg is not None else None, "message_sid": msg.sid,
+            "sequence_number": msg.sequence_number, "content": msg.content}
+    # The id is Twilio's Sid: a message Twilio posts twice is queued (and signed) once.
+    return OutboxEvent(id=f"msg_{msg.sid}", stream=root, body=_body(MESSAGE_EVENT, at, data),
+                       created_at=at)
+
+
+def leg_event(leg: Leg, at: float | None = None) -> OutboxEvent:
+    """The `call.leg.updated` event for a leg that has just reached `leg.status`."""
+    at = time.time() if at is None else at
+    data = {"call_sid": leg.root_sid, "leg_sid": leg.call_sid, "leg": _leg_name(leg),
+            "identity": leg.identity, "status": leg.status, "sdk": leg.is_sdk,
+            "direction": leg.direction, "from": leg.from_, "to": leg.to}
+    # One id per (leg, status): a status reported twice, or by racing callbacks, goes once.
+    return OutboxEvent(id=f"leg_{leg.call_sid}_{leg.status}", stream=leg.root_sid,
+                       body=_body(LEG_EVENT, at, data), created_at=at)
