@@ -10,11 +10,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.logs import configure_logging
 from config.settings import Settings
+from services.forwarding import ForwardingOptions
 from services.notify import Notifier
 from services.store import Retention, Store, open_store
 from services.twilio_gateway import TwilioGateway, TwilioRestGateway
 from web import api, ops, twilio_hooks
 from web.errors import register_error_handlers
+from web.forwarding import register_forwarding
 from web.observability import register_observability
 
 # Bodies larger than this are refused (413) before they are read whole: a /notify body holds
@@ -23,7 +25,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings | None = None, *, store: Store | None = None,
-               twilio: TwilioGateway | None = None) -> Flask:
+               twilio: TwilioGateway | None = None,
+               forwarding: ForwardingOptions | None = None) -> Flask:
     """Build the Flask app; anything not given is built from the environment."""
     settings = settings or Settings.from_env()
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
@@ -34,6 +37,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
     register_observability(app, settings)
     register_services(app, settings, store, twilio)
     register_blueprints(app)
+    register_forwarding(app, settings, forwarding)
     register_error_handlers(app)
     logging.getLogger("callrelay").info("callrelay ready", extra={
         "store": settings.store_url.split(":", 1)[0], "pid": os.getpid()})

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, request
 from services.legs import LegEvent
 from services.store import Store
 from services.twiml import DialPlan, voice_response
+from web.forwarding import leg_recorded
 from web.security import public_base, twilio_signed
 
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
@@ -25,6 +26,7 @@ def _record(params: dict[str, str]) -> None:
     log.info("leg updated", extra={"call_sid": leg.call_sid, "parent_call_sid": leg.parent_sid,
                                    "status": leg.status, "reported": event.status,
                                    "sdk": leg.is_sdk})
+    leg_recorded(event, leg)
 
 
 @bp.post("/voice")

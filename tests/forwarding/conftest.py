@@ -1,0 +1,61 @@
+"""Fixtures for forwarding: a backend on a real port, and apps that forward to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+
+from app import create_app
+from config.settings import Settings
+from sandbox.twilio_mock import TwilioMock
+from services.forwarding import ForwardingOptions
+from tests.conftest import Relay, make_env
+from tests.forwarding.support import FAST, SECRET, Backend
+
+AppFactory = Callable[..., Flask]
+
+
+@pytest.fixture
+def backend() -> Iterator[Backend]:
+    server = Backend()
+    yield server
+    server.stop()
+
+
+def stop_app(app: Flask) -> None:
+    """Stop forwarding (its queued events stay in the outbox) and close the store."""
+    forwarding = app.extensions.get("callrelay.forwarding")
+    if forwarding is not None:
+        forwarding.stop()
+    app.extensions["callrelay.store"].close()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, twilio: TwilioMock, backend: Backend) -> Iterator[AppFactory]:
+    """Apps forwarding to `backend`, all on one SQLite file (like workers, or restarts)."""
+    apps: list[Flask] = []
+
+    def factory(options: ForwardingOptions = FAST, **overrides: str) -> Flask:
+        env = make_env(tmp_path, twilio, **{"FORWARD_URL": backend.url,
+                                            "FORWARD_SECRET": SECRET, **overrides})
+        app = create_app(Settings.from_env(env), forwarding=options)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        stop_app(app)
+
+
+@pytest.fixture
+def fwd_app(make_app: AppFactory) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def fwd(fwd_app: Flask) -> Relay:
+    """A relay (signed webhooks, bearer token) on an app that forwards to `backend`."""
+    return Relay(fwd_app.test_client())
