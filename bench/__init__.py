@@ -1,0 +1,1 @@
+"""callrelay's benchmarks against the quickstart code it replaces: `python -m bench`."""

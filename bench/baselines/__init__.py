@@ -1,0 +1,1 @@
+"""Quickstart-style apps callrelay is measured against, run under gunicorn like callrelay."""

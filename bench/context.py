@@ -1,0 +1,113 @@
+"""What every part of the benchmark shares: options, a work directory, the fake Twilio, the
+load generator, and the way runs are measured and interleaved."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import servers
+from bench.load import run_load
+from bench.report import Run
+from bench.workload import Prepared, write_requests
+
+ACCOUNT_SID = "AC" + "b" * 32
+AUTH_TOKEN = "bench-auth-token-not-a-secret"
+RELAY_TOKEN = "bench-relay-token-0123456789"
+TWILIO_DELAY_S = 0.05
+CALLERS = 32  # concurrent /notify callers, and concurrent webhook connections
+
+
+@dataclass(frozen=True)
+class Options:
+    """How long and how often to measure."""
+
+    duration_s: float = 10.0
+    rounds: int = 3
+    scale_duration_s: float = 8.0
+    scale_rounds: int = 2
+    legs: int = 100_000
+    warmup_s: float = 2.0
+    loader: str = "wrk"
+    parts: tuple[str, ...] = ("webhooks", "notify", "scale")
+
+
+@dataclass
+class Context:
+    """One benchmark run's shared state."""
+
+    options: Options
+    workdir: Path
+    fake: servers.Server
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+    _files: int = 0
+
+    def say(self, message: str) -> None:
+        """Progress, on stderr (the table goes to stdout)."""
+        print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    def log(self, name: str) -> Path:
+        """Where a server's output goes."""
+        return self.workdir / f"{name}.log"
+
+    def relay_env(self, store_url: str) -> dict[str, str]:
+        """callrelay's environment: the fake Twilio, a store, INFO logs to a file."""
+        return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "RELAY_API_TOKENS": RELAY_TOKEN, "TWILIO_API_BASE_URL": self.fake.url,
+                "STORE_URL": store_url, "LOG_LEVEL": "INFO"}
+
+    def baseline_env(self) -> dict[str, str]:
+        """The quickstart apps' environment."""
+        return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                "RELAY_TOKEN": RELAY_TOKEN, "TWILIO_API_BASE_URL": self.fake.url}
+
+    def requests_file(self, requests: Iterable[Prepared]) -> Path:
+        """Write prepared requests to a new file of the work directory."""
+        self._files += 1
+        path = self.workdir / f"requests-{self._files}.txt"
+        write_requests(path, requests)
+        return path
+
+    def fake_stats(self) -> dict[str, int]:
+        """Connections and messages the lean fake Twilio has seen so far."""
+        with urllib.request.urlopen(self.fake.url + "/stats", timeout=5) as answer:
+            stats: dict[str, int] = json.load(answer)
+        return stats
+
+    def measure(self, label: str, server: servers.Server, requests: Path, *,
+                duration_s: float, connections: int = CALLERS,
+                watch: servers.Server | None = None) -> Run:
+        """Load `server` from a separate process; its CPU time and worker memory alongside."""
+        before, watched = server.cpu_seconds(), watch.cpu_seconds() if watch else 0.0
+        twilio = self.fake_stats()
+        result = run_load(self.options.loader, server.url, requests, connections, duration_s)
+        after = self.fake_stats()
+        answered = max(result.requests, 1)
+        extra: dict[str, float] = {
+            "twilio_connections": after["connections"] - twilio["connections"],
+            "twilio_messages": after["messages"] - twilio["messages"]}
+        if watch is not None:
+            extra["watched_cpu_ms_per_request"] = (watch.cpu_seconds() - watched) / answered * 1e3
+        run = Run(label, result, (server.cpu_seconds() - before) / answered * 1e3,
+                  server.worker_rss_mib(), extra)
+        self.say(f"  {label}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 "
+                 f"{result.p99_ms:.1f} ms, {run.cpu_ms_per_request:.2f} CPU ms/req, "
+                 f"errors {result.errors}{', WRAPPED' if result.wraps else ''}")
+        return run
+
+    def interleave(self, part: str, rounds: int, steps: list[tuple[str, Callable[[], Run]]]
+                   ) -> dict[str, list[Run]]:
+        """Run each step once per round, reversing the order every other round (ABBA), so that
+        the machine's drift and noise fall on both sides alike."""
+        runs: dict[str, list[Run]] = {name: [] for name, _ in steps}
+        for n in range(rounds):
+            for name, step in steps if n % 2 == 0 else steps[::-1]:
+                runs[name].append(step())
+        for name, group in runs.items():
+            self.runs[f"{part}/{name}"] = group
+        return runs
