@@ -140,6 +140,8 @@ class TwilioMock:
     def reset(self) -> None:
         """Forget calls, recordings, injected failures, delay and strict mode."""
         with self._lock:
+            # Requests still sleeping in `delay` belong to before the reset: they record nothing.
+            self._generation = getattr(self, "_generation", 0) + 1
             self._calls: dict[str, MockCall] = {}
             self._requests: list[RecordedRequest] = []
             self._messages: list[RecordedMessage] = []
@@ -238,7 +240,7 @@ class TwilioMock:
                 dict(request.headers), auth.username if auth else None))
             failure = self._failure if self._fail_left > 0 else None
             self._fail_left = max(0, self._fail_left - 1)
-            delay = self.delay
+            delay, generation = self.delay, self._generation
         if delay > 0:
             self._stopping.wait(delay)  # not time.sleep: stop() must not wait for a "hang"
         if failure is not None:
@@ -250,6 +252,8 @@ class TwilioMock:
             if args.pop("account_sid") != self.account_sid:
                 raise _not_found(request.path)
             with self._lock:
+                if generation != self._generation:
+                    raise TwilioError(503, 20503, "The mock was reset during this request")
                 status, body = getattr(self, f"_{endpoint}")(request, **args)
         except TwilioError as error:
             return error.response()
