@@ -1,0 +1,123 @@
+"""The README's sandbox: the mock CLI, callrelay via the Procfile, sandbox.simulate, a /notify."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from sandbox.simulate import LIVE_MARKER
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN, make_env
+from tests.e2e.harness import ROOT, Service, free_port
+
+pytestmark = pytest.mark.e2e
+AUTH = {"Authorization": f"Bearer {RELAY_TOKEN}"}
+
+
+class Lines:
+    """A subprocess whose stdout lines are collected by a thread, to wait for one with a timeout."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: Path, stdin: bool = False):
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, text=True, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT,
+                                     stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
+        self.seen: list[str] = []
+        self._queue: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self.seen.append(line)
+            match = re.search(pattern, line)
+            if match:
+                return match
+        raise AssertionError(f"no line matching {pattern!r} in {self.seen}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+def sandbox_env(**extra: str) -> dict[str, str]:
+    """The environment a developer's .env gives: account, token, public URL (no .env here)."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, **extra}
+
+
+@pytest.fixture
+def mock_cli(tmp_path) -> Iterator[tuple[Lines, str]]:
+    port = free_port()
+    mock = Lines([sys.executable, "-m", "sandbox.twilio_mock", "--port", str(port)],
+                 sandbox_env(), tmp_path)
+    mock.wait_for("twilio mock listening")
+    yield mock, f"http://127.0.0.1:{port}"
+    mock.stop()
+
+
+def test_simulated_call_held_live_then_notify_prints_the_exact_content(tmp_path, twilio,
+                                                                       mock_cli):
+    mock, mock_url = mock_cli
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    env = make_env(tmp_path, twilio, TWILIO_API_BASE_URL=mock_url, PUBLIC_BASE_URL=public)
+    with Service(env, workers=2, port=port, log_path=tmp_path / "callrelay.log") as service:
+        sim = Lines([sys.executable, "-m", "sandbox.simulate", "--hold", "--pause", "0",
+                     "--scenario", "phone-to-sdk", "--identity", "bob"],
+                    sandbox_env(PUBLIC_BASE_URL=public), tmp_path, stdin=True)
+        try:
+            sdk_sid = sim.wait_for(r"^sdk\s+(CA[0-9a-f]{32}) \(bob\)").group(1)
+            sim.wait_for(LIVE_MARKER)
+            sim.wait_for(r"curl -s -X POST .*/notify")
+            content = {"offer": "héllo", "price": 42}
+            answer = requests.post(service.url + "/notify", headers=AUTH, timeout=10,
+                                   json={"identity": "bob", "content": content})
+            assert answer.status_code == 201, answer.text
+            assert answer.json()["messages"][0]["call_sid"] == sdk_sid
+            exact = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+            mock.wait_for(re.escape(f"message {sdk_sid} ") + r"KX[0-9a-f]{32} "
+                          + re.escape(exact) + "$")
+            assert sim.proc.stdin is not None
+            sim.proc.stdin.write("\n")
+            sim.proc.stdin.flush()
+            sim.wait_for("^call ended$")
+            assert sim.proc.wait(timeout=10) == 0
+        finally:
+            sim.stop()
+        legs = requests.get(f"{service.url}/calls/{sdk_sid}", headers=AUTH, timeout=10).json()
+        assert {leg["status"] for leg in legs["legs"]} == {"completed"}
+        late = requests.post(service.url + "/notify", headers=AUTH, timeout=10,
+                             json={"call_sid": sdk_sid, "content": {}})
+        assert late.status_code == 409
+
+
+def test_simulator_explains_a_signature_mismatch(tmp_path, twilio):
+    port = free_port()
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    with Service(env, workers=1, port=port) as service:
+        run = subprocess.run([sys.executable, "-m", "sandbox.simulate", "--url", service.url,
+                              "--pause", "0"], cwd=tmp_path, capture_output=True, text=True,
+                             env=sandbox_env(TWILIO_AUTH_TOKEN="not-the-servers-token",
+                                             PUBLIC_BASE_URL=service.url), timeout=60)
+    assert run.returncode == 1
+    assert "403" in run.stdout and "TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL" in run.stderr
