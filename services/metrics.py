@@ -8,10 +8,12 @@ single process), each `Metrics` counts in its own registry.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from typing import Protocol
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol, TypeVar
 from urllib.parse import urlsplit
 
+import requests
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
@@ -29,6 +31,7 @@ _SID = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9a-fA-F]{32}(?![A-Za-z0-9])")
 _ACCOUNT_PREFIX = re.compile(r"^/2010-04-01/Accounts/\{sid\}/")
 # Twilio answers in tens to hundreds of milliseconds; the tail up to the 10 s timeout matters.
 _TWILIO_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+R = TypeVar("R")
 
 
 class TwilioObserver(Protocol):
@@ -41,6 +44,22 @@ class TwilioObserver(Protocol):
     def twilio_retry(self, reason: str) -> None:
         """A failed attempt (reason: HTTP status, `timeout` or `connection`) will be retried."""
         ...
+
+
+def observed(observer: TwilioObserver | None, method: str, url: str, send: Callable[[], R]) -> R:
+    """Run `send` (one HTTP request to Twilio), reporting its outcome and time to `observer`."""
+    if observer is None:
+        return send()
+    start, outcome = time.monotonic(), "connection"
+    try:
+        response = send()
+        outcome = str(getattr(response, "status_code", "unknown"))
+        return response
+    except requests.Timeout:
+        outcome = "timeout"
+        raise
+    finally:
+        observer.twilio_request(method, url, outcome, time.monotonic() - start)
 
 
 def multiprocess_mode() -> bool:

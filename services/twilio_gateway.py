@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
@@ -21,9 +21,7 @@ from twilio.rest.api.v2010.account.call import CallInstance
 from config.settings import Settings
 from services.errors import TwilioRefused, TwilioTimeout, TwilioUnavailable
 from services.legs import STATUS_RANK, LegEvent
-
-if TYPE_CHECKING:
-    from services.metrics import TwilioObserver
+from services.metrics import TwilioObserver, observed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -96,18 +94,8 @@ class _DeadlineHttpClient(TwilioHttpClient):
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = getattr(self._local, "timeout", None) or self.timeout
-        if self.observer is None:
-            return super().request(method, url, *args, **kwargs)
-        start, outcome = time.monotonic(), "connection"
-        try:
-            response = super().request(method, url, *args, **kwargs)
-            outcome = str(response.status_code)
-            return response
-        except requests.Timeout:
-            outcome = "timeout"
-            raise
-        finally:
-            self.observer.twilio_request(method, url, outcome, time.monotonic() - start)
+        return observed(self.observer, method, url,
+                        lambda: TwilioHttpClient.request(self, method, url, *args, **kwargs))
 
 
 class TwilioRestGateway:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+import pytest
+import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
-from services.metrics import twilio_endpoint
+from services.metrics import observed, twilio_endpoint
 from tests.conftest import ACCOUNT_SID
 
 
@@ -95,3 +99,27 @@ def test_twilio_endpoint_labels_have_no_sids():
     assert twilio_endpoint("delete", url) == "DELETE Calls/{sid}/UserDefinedMessageSubscriptions/{sid}.json"
     assert twilio_endpoint("GET", f"http://127.0.0.1:4010/2010-04-01/Accounts/{ACCOUNT_SID}"
                            "/Calls.json?ParentCallSid=CA" + "c" * 32) == "GET Calls.json"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+
+    def twilio_request(self, method: str, url: str, outcome: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.seen.append((method, url, outcome))
+
+    def twilio_retry(self, reason: str) -> None:
+        raise AssertionError("not a retry")
+
+
+def test_observed_reports_status_timeout_and_connection_failures():
+    recorder = Recorder()
+    assert observed(recorder, "POST", "u", lambda: SimpleNamespace(status_code=201)).status_code == 201
+    for exc in (requests.Timeout(), requests.ConnectionError()):
+        def fail(exc=exc):
+            raise exc
+        with pytest.raises(type(exc)):
+            observed(recorder, "GET", "u", fail)
+    assert [o for _, _, o in recorder.seen] == ["201", "timeout", "connection"]
+    assert observed(None, "GET", "u", lambda: 7) == 7
