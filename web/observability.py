@@ -43,7 +43,8 @@ def register_observability(app: Flask, settings: Settings) -> None:
         if getattr(handler, "_callrelay", False):  # the stdout handler of config/logs.py
             redacting_filter(handler).add_secrets(
                 settings.twilio_auth_token, settings.twilio_api_secret,
-                settings.twilio_webhook_secret, *settings.relay_api_tokens)
+                settings.twilio_webhook_secret, settings.forward_secret,
+                *settings.relay_api_tokens)
             if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
                 handler.addFilter(RequestIdFilter())
     app.before_request(_start)
