@@ -167,17 +167,21 @@ class TwilioRestGateway:
         if deadline is None:
             deadline = time.monotonic() + self.policy.deadline_s
         attempt = 0
+        last: _Retryable | None = None
         try:
             while True:
                 attempt += 1
                 remaining = deadline - time.monotonic()
                 if remaining < 0.1:
+                    if last is not None:  # the backoff sleep overran: report what failed
+                        raise _give_up(last, attempt - 1, what) from last.cause
                     raise TwilioTimeout(f"No time was left to {what} before the deadline.",
-                                        attempts=attempt - 1)
+                                        attempts=0)
                 self.http.set_attempt_timeout(min(self.policy.attempt_timeout_s, remaining))
                 try:
                     return _attempt(operation, what)
                 except _Retryable as failure:
+                    last = failure
                     delay = self.policy.delay(attempt)
                     if time.monotonic() + delay + 0.1 >= deadline:
                         raise _give_up(failure, attempt, what) from failure.cause
