@@ -103,6 +103,11 @@ def _store_url(reader: _Reader) -> str:
     if not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
         name = "STORE_URL" if reader.optional("STORE_URL") else "REDIS_URL"
         raise ConfigError(f"{name} is malformed: expected sqlite:///path or redis://host:port/db")
+    verify = reader.flag("REDIS_TLS_VERIFY")
+    if url.startswith("rediss://") and verify is False:
+        # Heroku's Key-Value Store serves TLS with a self-signed certificate, and sets
+        # REDIS_URL itself (rotating it), so the URL cannot carry the option.
+        url += ("&" if "?" in url else "?") + "ssl_cert_reqs=none&ssl_check_hostname=false"
     return url
 
 
@@ -123,12 +128,8 @@ def _forwarding(reader: _Reader) -> dict[str, Any]:
     attempts = reader.number("FORWARD_MAX_ATTEMPTS", 10, minimum=1)
     if attempts != int(attempts):
         raise ConfigError("FORWARD_MAX_ATTEMPTS is malformed: expected a whole number")
-    switch = (reader.optional("SUBSCRIBE_MESSAGES") or "").lower()
-    if switch not in ("", "on", "off", "true", "false", "1", "0", "yes", "no"):
-        raise ConfigError("SUBSCRIBE_MESSAGES is malformed: expected on or off")
-    if switch:
-        subscribe = switch in ("on", "true", "1", "yes")
-    else:  # on by default when there is somewhere to forward messages to
+    subscribe = reader.flag("SUBSCRIBE_MESSAGES")
+    if subscribe is None:  # on by default when there is somewhere to forward messages to
         subscribe = bool(url) and "messages" in kinds
     if subscribe and not url:
         raise ConfigError("SUBSCRIBE_MESSAGES is on but FORWARD_URL is not set: the messages "
@@ -176,6 +177,15 @@ class _Reader:
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ConfigError(f"{name} is malformed: expected an http(s):// URL")
         return value.rstrip("/")
+
+    def flag(self, name: str) -> bool | None:
+        """An on/off switch, or None when unset."""
+        value = (self.optional(name) or "").lower()
+        if not value:
+            return None
+        if value not in ("on", "off", "true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{name} is malformed: expected on or off")
+        return value in ("on", "true", "1", "yes")
 
     def number(self, name: str, default: float, minimum: float) -> float:
         value = self.optional(name)

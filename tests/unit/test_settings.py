@@ -52,3 +52,15 @@ def test_secrets_stay_out_of_repr():
                                    "TWILIO_API_SECRET": "key-secret"}))
     for secret in ("auth-token-secret", "token-one", "key-secret"):
         assert secret not in text
+
+
+def test_redis_tls_verification_can_be_relaxed_for_self_signed_certificates():
+    url = "rediss://:pw@ec2-1-2-3-4.compute-1.amazonaws.com:7070"
+    assert Settings.from_env({**BASE, "REDIS_URL": url}).store_url == url
+    relaxed = Settings.from_env({**BASE, "REDIS_URL": url, "REDIS_TLS_VERIFY": "false"})
+    assert relaxed.store_url == url + "?ssl_cert_reqs=none&ssl_check_hostname=false"
+    plain = "redis://localhost:6379/0"
+    assert Settings.from_env({**BASE, "REDIS_URL": plain, "REDIS_TLS_VERIFY": "off"}).store_url \
+        == plain
+    with pytest.raises(ConfigError, match=r"^REDIS_TLS_VERIFY is malformed"):
+        Settings.from_env({**BASE, "REDIS_TLS_VERIFY": "maybe"})
