@@ -34,7 +34,17 @@ CREATE INDEX IF NOT EXISTS legs_expiry ON legs(expires_at);
 """
 COLUMNS = ("call_sid, parent_sid, account_sid, from_addr, to_addr, direction, status, "
            "identity, updated_at, ended_at")
+# An update in place: INSERT OR REPLACE deleted the row and its index entries, then inserted
+# them again, for the five callbacks in six that update a leg already stored.
+UPSERT = """
+INSERT INTO legs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(call_sid) DO UPDATE SET
+    parent_sid = excluded.parent_sid, account_sid = excluded.account_sid,
+    from_addr = excluded.from_addr, to_addr = excluded.to_addr, direction = excluded.direction,
+    status = excluded.status, identity = excluded.identity, updated_at = excluded.updated_at,
+    ended_at = excluded.ended_at, expires_at = excluded.expires_at
+"""
 PURGE_EVERY_S = 60.0
+BUSY_TIMEOUT_S = 10.0
 
 
 def _leg(row: tuple) -> Leg:
@@ -52,6 +62,10 @@ class SQLiteStore:
         self.retention = retention
         self.clock = clock
         self._local = threading.local()
+        # One writer per process at a time: the others queue on a lock that is handed over at
+        # once, instead of each polling SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms
+        # between tries and so leaves the database idle while writers wait (see BENCHMARKS.md).
+        self._write_lock = threading.Lock()
         self._last_purge = 0.0
         if path != ":memory:" and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -62,7 +76,7 @@ class SQLiteStore:
         db = getattr(self._local, "db", None)
         if db is None:
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
-            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                  check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode survives a killed process; only a power cut can lose the
@@ -83,16 +97,21 @@ class SQLiteStore:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         db = self._db()
-        with self._errors():
-            # IMMEDIATE takes the write lock up front, so two workers merging the same leg
-            # serialise instead of both reading the old row.
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_S):
+            raise StoreUnavailable("The call registry (SQLite) is busy; retry shortly.")
+        try:
+            with self._errors():
+                # IMMEDIATE takes the write lock up front, so two workers merging the same leg
+                # serialise instead of both reading the old row.
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+        finally:
+            self._write_lock.release()
 
     def _select(self, where: str, args: tuple) -> list[Leg]:
         with self._errors():
@@ -112,12 +131,10 @@ class SQLiteStore:
             current = _leg(row) if row else None
             leg = merge(current, event, now)
             if leg is not current:
-                db.execute(
-                    "INSERT OR REPLACE INTO legs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (leg.call_sid, leg.parent_sid, leg.account_sid, leg.from_, leg.to,
-                     leg.direction, leg.status, leg.identity, leg.updated_at, leg.ended_at,
-                     expires_at(leg, self.retention.ended_s, self.retention.live_s)),
-                )
+                db.execute(UPSERT, (
+                    leg.call_sid, leg.parent_sid, leg.account_sid, leg.from_, leg.to,
+                    leg.direction, leg.status, leg.identity, leg.updated_at, leg.ended_at,
+                    expires_at(leg, self.retention.ended_s, self.retention.live_s)))
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
         return leg
