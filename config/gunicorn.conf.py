@@ -2,6 +2,9 @@
 
 import os
 import sys
+from typing import Any
+
+from gunicorn.glogging import Logger
 
 from config import metrics_dir
 from config.settings import ConfigError, Settings
@@ -38,6 +41,19 @@ control_socket_disable = True
 # logs every request as one JSON line with request id, route, status, duration and call SID
 # (web/observability.py), so both would be duplicates.
 accesslog = None
+
+
+class NoAccessLog(Logger):
+    """gunicorn's logger without the access log: with a logconfig_dict, gunicorn would still
+    build each request's access-log fields (the whole WSGI environ) for the silenced logger to
+    drop them, 5-7 % of a status callback's CPU (see BENCHMARKS.md)."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        """Log nothing: web/observability.py logs every request."""
+
+
+logger_class = NoAccessLog
+
 errorlog = "-"
 # gunicorn's own lines as JSON, like the app's (config/logs.py).
 logconfig_dict = {
