@@ -9,7 +9,8 @@ import time
 from typing import Any
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime"}
 
 
 class JSONFormatter(logging.Formatter):
@@ -24,7 +25,7 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         entry.update({k: v for k, v in vars(record).items()
-                      if k not in _STANDARD and not k.startswith("_")})
+                      if k not in STANDARD_ATTRS and not k.startswith("_")})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, separators=(",", ":"))

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import re
 
+from config.logs import STANDARD_ATTRS
+
 # E.164 numbers, alone or inside addresses such as sip:+15005550006@example.com.
 PHONE_RE = re.compile(r"\+\d{7,15}(?!\d)")
 REDACTED = "[redacted]"
-# Attributes every LogRecord has; the others came through `extra=`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 # Shorter values would redact innocent words; every secret callrelay holds is longer.
 _MIN_SECRET_CHARS = 8
 
@@ -50,7 +50,7 @@ class RedactingFilter(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         for key, value in list(vars(record).items()):
-            if key not in _STANDARD and isinstance(value, str):
+            if key not in STANDARD_ATTRS and isinstance(value, str):
                 setattr(record, key, self.redact(value))
         return True
 
