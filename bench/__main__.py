@@ -84,10 +84,10 @@ def run_scale(ctx: Context) -> list[Row]:
 def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     """Options from the command line; --quick is for checking the bench itself."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds, parts 1-2")
-    parser.add_argument("--scale-duration", type=float, default=8.0)
-    parser.add_argument("--scale-rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds, parts 1-2")
+    parser.add_argument("--scale-duration", type=float, default=6.0)
+    parser.add_argument("--scale-rounds", type=int, default=3)
     parser.add_argument("--legs", type=int, default=100_000, help="legs in the big registry")
     parser.add_argument("--loader", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--only", action="append", choices=("webhooks", "notify", "scale"))

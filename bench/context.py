@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,10 +28,10 @@ CALLERS = 32  # concurrent /notify callers, and concurrent webhook connections
 class Options:
     """How long and how often to measure."""
 
-    duration_s: float = 10.0
-    rounds: int = 3
-    scale_duration_s: float = 8.0
-    scale_rounds: int = 2
+    duration_s: float = 6.0
+    rounds: int = 5
+    scale_duration_s: float = 6.0
+    scale_rounds: int = 3
     legs: int = 100_000
     warmup_s: float = 2.0
     loader: str = "wrk"
@@ -85,19 +86,26 @@ class Context:
         """Load `server` from a separate process; its CPU time and worker memory alongside."""
         before, watched = server.cpu_seconds(), watch.cpu_seconds() if watch else 0.0
         twilio = self.fake_stats()
-        result = run_load(self.options.loader, server.url, requests, connections, duration_s)
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(run_load, self.options.loader, server.url, requests,
+                                  connections, duration_s)
+            time.sleep(duration_s / 2)
+            split = server.connections_per_worker()
+            result = running.result()
         after = self.fake_stats()
         answered = max(result.requests, 1)
         extra: dict[str, float] = {
             "twilio_connections": after["connections"] - twilio["connections"],
-            "twilio_messages": after["messages"] - twilio["messages"]}
+            "twilio_messages": after["messages"] - twilio["messages"],
+            "busiest_worker_connections": split[0] if split else 0}
         if watch is not None:
             extra["watched_cpu_ms_per_request"] = (watch.cpu_seconds() - watched) / answered * 1e3
         run = Run(label, result, (server.cpu_seconds() - before) / answered * 1e3,
                   server.worker_rss_mib(), extra)
         self.say(f"  {label}: {result.rps:.0f} req/s, p50 {result.p50_ms:.1f} ms, p99 "
                  f"{result.p99_ms:.1f} ms, {run.cpu_ms_per_request:.2f} CPU ms/req, "
-                 f"errors {result.errors}{', WRAPPED' if result.wraps else ''}")
+                 f"errors {result.errors}, connections per worker {split}"
+                 f"{', WRAPPED' if result.wraps else ''}")
         return run
 
     def interleave(self, part: str, rounds: int, steps: list[tuple[str, Callable[[], Run]]]

@@ -58,6 +58,10 @@ def _rss(run: Run) -> float:
     return max(run.worker_rss_mib, default=0.0)
 
 
+def _busiest(run: Run) -> float:
+    return run.extra.get("busiest_worker_connections", 0.0)
+
+
 def _callback_step(ctx: Context, label: str, server: servers.Server, duration_s: float,
                    rates: dict[str, float], before: Callable[[], None] | None = None
                    ) -> Callable[[], Run]:
@@ -98,6 +102,8 @@ def webhooks(ctx: Context) -> list[Row]:
         ratio_row(part, f"signed callbacks/s into /twilio/status ({config})", "/s",
                   "quickstart", b, s, _rps, at_least=0.9),
         ratio_row(part, "p99 latency", "ms", "quickstart", b, s, _p99, digits=1),
+        ratio_row(part, f"connections on the busiest worker (of {CALLERS})", "", "quickstart",
+                  b, s, _busiest),
         ratio_row(part, "server CPU per callback", "ms", "quickstart", b, s, _cpu, digits=2),
         ratio_row(part, "RSS per worker", "MiB", "quickstart", b, s, _rss),
     ]
@@ -178,6 +184,8 @@ def notify(ctx: Context) -> list[Row]:
         ratio_row(part, "/notify p99 latency", "ms", "quickstart", b, s, _p99, digits=1),
         Row(part, "/notify p99 against Twilio's latency", f"Twilio {twilio_ms:.0f} ms",
             f"{p99:.1f} ms", p99 / twilio_ms, "≤ 3x", p99 <= 3 * twilio_ms),
+        ratio_row(part, f"connections on the busiest worker (of {CALLERS})", "", "quickstart",
+                  b, s, _busiest),
         ratio_row(part, "connections opened to Twilio per 1000 messages", "", "quickstart",
                   b, s, per_1000, digits=1),
         ratio_row(part, "server CPU per /notify", "ms", "quickstart", b, s, _cpu, digits=2),

@@ -66,6 +66,10 @@ def ratio_row(section: str, measure: str, unit: str, base_label: str, base: Sequ
     else:
         target, met = "", None
     errors_seen = errors(base) + errors(subject)
+    paired = [value(y) / value(x) for x, y in zip(base, subject, strict=False) if value(x)]
+    if len(paired) > 1:
+        spread = f"rounds {min(paired):.2f}-{max(paired):.2f}x"
+        note = f"{note}; {spread}" if note else spread
     return Row(section, measure, f"{base_label} {b:.{digits}f} {unit}", f"{s:.{digits}f} {unit}",
                ratio, target, met if errors_seen == 0 or met is None else False,
                errors_seen, note)
