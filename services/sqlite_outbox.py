@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-from services.errors import StoreUnavailable
 from services.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.sqlite_db import SQLiteDatabase
 
 # `due_at` is when the row may next be claimed: now for a new event, the end of the lease
 # while a worker delivers it, the backoff's end after a failure. `state` is pending, done
@@ -40,50 +36,14 @@ class SQLiteOutbox:
     """Outbox and claims in one SQLite file, one connection per thread."""
 
     def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
-        self.path = path
+        self.db = SQLiteDatabase(path, "outbox", SCHEMA)
         self.clock = clock
-        self._local = threading.local()
         self._last_purge = 0.0
-        if path != ":memory:" and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        with self._errors():
-            self._db().executescript(SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise StoreUnavailable(f"The outbox (SQLite) failed: {exc.__class__.__name__}.") \
-                from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        with self._errors():
-            db.execute("BEGIN IMMEDIATE")  # the write lock first: claims never interleave
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
 
     def enqueue(self, event: OutboxEvent) -> bool:
         """Queue `event` unless its id is already known; True when it was queued now."""
         now = self.clock()
-        with self._write() as db:
+        with self.db.write() as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO outbox (id, stream, body, due_at, created_at) "
                 "VALUES (?, ?, ?, ?, ?)", (event.id, event.stream, event.body, now,
@@ -95,7 +55,7 @@ class SQLiteOutbox:
         now = self.clock()
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
-        with self._write() as db:
+        with self.db.write() as db:
             rows = db.execute(
                 "SELECT id, stream, body, attempts, created_at FROM outbox WHERE seq IN "
                 "(SELECT min(seq) FROM outbox WHERE state = 'pending' GROUP BY stream) "
@@ -107,21 +67,21 @@ class SQLiteOutbox:
 
     def ack(self, event_id: str) -> None:
         """The backend accepted the event: keep only its id, to recognise duplicates."""
-        with self._write() as db:
+        with self.db.write() as db:
             db.execute("UPDATE outbox SET state = 'done', body = '', lease_owner = NULL, "
                        "closed_at = ? WHERE id = ? AND state = 'pending'",
                        (self.clock(), event_id))
 
     def retry_at(self, event_id: str, owner: str, at: float, error: str) -> None:
         """Count a failed attempt and hold the event (and its stream) until `at`."""
-        with self._write() as db:
+        with self.db.write() as db:
             db.execute("UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?, "
                        "lease_owner = NULL WHERE id = ? AND lease_owner = ? "
                        "AND state = 'pending'", (at, error, event_id, owner))
 
     def bury(self, event_id: str, owner: str, error: str) -> None:
         """Move the event to the dead list; its stream's next event may go."""
-        with self._write() as db:
+        with self.db.write() as db:
             db.execute("UPDATE outbox SET state = 'dead', attempts = attempts + 1, "
                        "last_error = ?, lease_owner = NULL, closed_at = ? WHERE id = ? "
                        "AND lease_owner = ? AND state = 'pending'",
@@ -129,17 +89,16 @@ class SQLiteOutbox:
 
     def dead(self, limit: int = 100) -> list[DeadEvent]:
         """Dead events, newest first."""
-        with self._errors():
-            rows = self._db().execute(
-                "SELECT id, stream, body, attempts, created_at, closed_at, last_error "
-                "FROM outbox WHERE state = 'dead' ORDER BY closed_at DESC, seq DESC LIMIT ?",
-                (limit,)).fetchall()
+        rows = self.db.read(
+            "SELECT id, stream, body, attempts, created_at, closed_at, last_error "
+            "FROM outbox WHERE state = 'dead' ORDER BY closed_at DESC, seq DESC LIMIT ?",
+            (limit,))
         return [DeadEvent(*row) for row in rows]
 
     def revive(self, event_id: str) -> bool:
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
         now = self.clock()
-        with self._write() as db:
+        with self.db.write() as db:
             row = db.execute("SELECT stream, body, created_at FROM outbox WHERE id = ? "
                              "AND state = 'dead'", (event_id,)).fetchone()
             if row is None:
@@ -154,7 +113,7 @@ class SQLiteOutbox:
     def claim_once(self, name: str, ttl_s: float) -> bool:
         """Take `name` unless someone holds it and it has not expired; True when taken."""
         now = self.clock()
-        with self._write() as db:
+        with self.db.write() as db:
             return db.execute(
                 "INSERT INTO once_claims (name, expires_at) VALUES (?, ?) ON CONFLICT(name) "
                 "DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ?",
@@ -162,27 +121,24 @@ class SQLiteOutbox:
 
     def keep_once(self, name: str, ttl_s: float) -> None:
         """Hold a taken claim for `ttl_s` from now."""
-        with self._write() as db:
+        with self.db.write() as db:
             db.execute("INSERT OR REPLACE INTO once_claims VALUES (?, ?)",
                        (name, self.clock() + ttl_s))
 
     def release_once(self, name: str) -> None:
         """Give a claim up, so it can be taken again."""
-        with self._write() as db:
+        with self.db.write() as db:
             db.execute("DELETE FROM once_claims WHERE name = ?", (name,))
 
     def purge(self) -> None:
         """Forget delivered ids after SEEN_S, dead events after DEAD_S, expired claims."""
         now = self.clock()
         self._last_purge = now
-        with self._write() as db:
+        with self.db.write() as db:
             db.execute("DELETE FROM outbox WHERE (state = 'done' AND closed_at <= ?) "
                        "OR (state = 'dead' AND closed_at <= ?)", (now - SEEN_S, now - DEAD_S))
             db.execute("DELETE FROM once_claims WHERE expires_at <= ?", (now,))
 
     def close(self) -> None:
         """Close this thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self.db.close()

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
-from services.errors import StoreUnavailable
 from services.legs import Leg, LegEvent, expires_at, merge
+from services.sqlite_db import SQLiteDatabase
 from services.store import Retention
 
 SCHEMA = """
@@ -44,7 +40,6 @@ INSERT INTO legs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(call_sid) DO UPDATE 
     ended_at = excluded.ended_at, expires_at = excluded.expires_at
 """
 PURGE_EVERY_S = 60.0
-BUSY_TIMEOUT_S = 10.0
 
 
 def _leg(row: tuple) -> Leg:
@@ -58,74 +53,21 @@ class SQLiteStore:
 
     def __init__(self, path: str, retention: Retention,
                  clock: Callable[[], float] = time.time) -> None:
-        self.path = path
+        self.db = SQLiteDatabase(path, "call registry", SCHEMA)
         self.retention = retention
         self.clock = clock
-        self._local = threading.local()
-        # One writer per process at a time: the others queue on a lock that is handed over at
-        # once, instead of each polling SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms
-        # between tries and so leaves the database idle while writers wait (see BENCHMARKS.md).
-        self._write_lock = threading.Lock()
         self._last_purge = 0.0
-        if path != ":memory:" and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-        with self._errors():
-            self._db().executescript(SCHEMA)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE below).
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a killed process; only a power cut can lose the
-            # last commits. That is the trade Heroku-like platforms make anyway.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            self._local.db = db
-        return db
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            name = exc.__class__.__name__
-            raise StoreUnavailable(f"The call registry (SQLite) failed: {name}.") from exc
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        if not self._write_lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise StoreUnavailable("The call registry (SQLite) is busy; retry shortly.")
-        try:
-            with self._errors():
-                # IMMEDIATE takes the write lock up front, so two workers merging the same leg
-                # serialise instead of both reading the old row.
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield db
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-        finally:
-            self._write_lock.release()
 
     def _select(self, where: str, args: tuple) -> list[Leg]:
-        with self._errors():
-            rows = self._db().execute(
-                # `where` is one of this module's literals, never caller input.
-                f"SELECT {COLUMNS} FROM legs WHERE ({where}) AND expires_at > ?",  # noqa: S608
-                (*args, self.clock()),
-            ).fetchall()
+        # `where` is one of this module's literals, never caller input.
+        rows = self.db.read(f"SELECT {COLUMNS} FROM legs WHERE ({where}) AND expires_at > ?",  # noqa: S608
+                            (*args, self.clock()))
         return [_leg(r) for r in rows]
 
     def apply(self, event: LegEvent) -> Leg:
         """Atomically fold an event into its leg and persist the result."""
         now = self.clock()
-        with self._write() as db:
+        with self.db.write() as db:
             row = db.execute(f"SELECT {COLUMNS} FROM legs WHERE call_sid = ? AND expires_at > ?",  # noqa: S608
                              (event.call_sid, now)).fetchone()
             current = _leg(row) if row else None
@@ -156,29 +98,22 @@ class SQLiteStore:
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg."""
-        with self._errors():
-            rows = self._db().execute(
-                "SELECT DISTINCT coalesce(parent_sid, call_sid) FROM legs "
-                "WHERE ended_at IS NULL AND expires_at > ? LIMIT ?",
-                (self.clock(), limit),
-            ).fetchall()
+        rows = self.db.read("SELECT DISTINCT coalesce(parent_sid, call_sid) FROM legs "
+                            "WHERE ended_at IS NULL AND expires_at > ? LIMIT ?",
+                            (self.clock(), limit))
         return [self.call_legs(root) for (root,) in rows]
 
     def purge(self) -> int:
         """Forget legs whose retention has run out."""
         now = self.clock()
         self._last_purge = now
-        with self._write() as db:
+        with self.db.write() as db:
             return db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
-        with self._errors():
-            self._db().execute("SELECT 1 FROM legs LIMIT 1").fetchall()
+        self.db.read("SELECT 1 FROM legs LIMIT 1")
 
     def close(self) -> None:
         """Close this thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self.db.close()
