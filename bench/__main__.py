@@ -93,13 +93,16 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--only", action="append", choices=("webhooks", "notify", "scale"))
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 10,000 legs")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy flame graphs of callrelay's workers in bench/results/")
     args = parser.parse_args(argv)
     selected = tuple(args.only or ("webhooks", "notify", "scale"))
+    profile = RESULTS / "profiles" if args.profile else None
     if args.quick:
-        return Options(3.0, 1, 3.0, 1, 10_000, 1.0, loader_name(args.loader), selected), \
-            args.keep
+        return Options(3.0, 1, 3.0, 1, 10_000, 1.0, loader_name(args.loader), selected,
+                       profile), args.keep
     return Options(args.duration, args.rounds, args.scale_duration, args.scale_rounds,
-                   args.legs, 2.0, loader_name(args.loader), selected), args.keep
+                   args.legs, 2.0, loader_name(args.loader), selected, profile), args.keep
 
 
 def main(argv: list[str] | None = None) -> int:

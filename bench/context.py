@@ -4,6 +4,8 @@ load generator, and the way runs are measured and interleaved."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
 import time
 import urllib.request
@@ -36,6 +38,8 @@ class Options:
     warmup_s: float = 2.0
     loader: str = "wrk"
     parts: tuple[str, ...] = ("webhooks", "notify", "scale")
+    # Where py-spy flame graphs of callrelay's workers go (first run of each server), if set.
+    profile_dir: Path | None = None
 
 
 @dataclass
@@ -47,6 +51,7 @@ class Context:
     fake: servers.Server
     runs: dict[str, list[Run]] = field(default_factory=dict)
     _files: int = 0
+    _profiled: set[str] = field(default_factory=set)
 
     def say(self, message: str) -> None:
         """Progress, on stderr (the table goes to stdout)."""
@@ -86,12 +91,15 @@ class Context:
         """Load `server` from a separate process; its CPU time and worker memory alongside."""
         before, watched = server.cpu_seconds(), watch.cpu_seconds() if watch else 0.0
         twilio = self.fake_stats()
+        profilers = self._profile(server, duration_s)
         with ThreadPoolExecutor(1) as pool:
             running = pool.submit(run_load, self.options.loader, server.url, requests,
                                   connections, duration_s)
             time.sleep(duration_s / 2)
             split = server.connections_per_worker()
             result = running.result()
+        for profiler in profilers:
+            profiler.wait(timeout=60)
         after = self.fake_stats()
         answered = max(result.requests, 1)
         extra: dict[str, float] = {
@@ -107,6 +115,20 @@ class Context:
                  f"errors {result.errors}, connections per worker {split}"
                  f"{', WRAPPED' if result.wraps else ''}")
         return run
+
+    def _profile(self, server: servers.Server, duration_s: float) -> list[subprocess.Popen[bytes]]:
+        """py-spy on each callrelay worker for the first measured run of a server."""
+        out = self.options.profile_dir
+        if out is None or not server.name.startswith("callrelay") or server.name in self._profiled:
+            return []
+        self._profiled.add(server.name)
+        out.mkdir(parents=True, exist_ok=True)
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        return [subprocess.Popen([py_spy, "record", "--pid", str(pid), "--rate", "250",
+                                  "--duration", str(max(1, int(duration_s) - 1)), "--nonblocking",
+                                  "--output", str(out / f"{server.name}-{pid}.svg")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for pid in server.worker_pids()]
 
     def interleave(self, part: str, rounds: int, steps: list[tuple[str, Callable[[], Run]]]
                    ) -> dict[str, list[Run]]:
