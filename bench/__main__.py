@@ -84,14 +84,15 @@ def run_scale(ctx: Context) -> list[Row]:
 def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     """Options from the command line; --quick is for checking the bench itself."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per run")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds, parts 1-2")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds, parts 1-2")
     parser.add_argument("--scale-duration", type=float, default=6.0)
     parser.add_argument("--scale-rounds", type=int, default=3)
     parser.add_argument("--legs", type=int, default=100_000, help="legs in the big registry")
     parser.add_argument("--loader", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--only", action="append", choices=("webhooks", "notify", "scale"))
-    parser.add_argument("--quick", action="store_true", help="1 round of 3 s, 10,000 legs")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 round of 3 s, 10,000 legs (instead of the options above)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy flame graphs of callrelay's workers in bench/results/")
