@@ -52,6 +52,15 @@ class Service:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(procfile_command(), cwd=ROOT, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()  # never leave a server behind a failed start
+            raise
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -59,11 +68,10 @@ class Service:
                                    f"see {self.log_path}")
             try:
                 if requests.get(self.url + "/readyz", timeout=1).status_code == 200:
-                    return self
+                    return
             except requests.RequestException:
                 pass  # not listening yet, or no worker has booted to answer
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"callrelay did not become ready on {self.url}")
 
     def worker_pids(self) -> list[int]:

@@ -39,13 +39,9 @@ def notify(service: Service, body: dict) -> requests.Response:
 def cluster(tmp_path, twilio):
     with redis_server() as redis:
         env = make_env(tmp_path, twilio, STORE_URL=redis.url, PUBLIC_BASE_URL=PUBLIC)
-        a = Service(env, workers=2, port=free_port(), log_path=tmp_path / "a.log").start()
-        b = Service(env, workers=2, port=free_port(), log_path=tmp_path / "b.log").start()
-        try:
+        with Service(env, workers=2, port=free_port(), log_path=tmp_path / "a.log") as a, \
+                Service(env, workers=2, port=free_port(), log_path=tmp_path / "b.log") as b:
             yield redis, a, b
-        finally:
-            a.stop()
-            b.stop()
 
 
 def test_two_instances_share_one_registry(cluster, twilio):
