@@ -41,6 +41,8 @@ class RedactingFilter(logging.Filter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        if "+" not in text:  # the common case, and a regex scan saved on every field
+            return text
         return PHONE_RE.sub(lambda m: mask_phone(m.group()), text)
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -11,10 +10,10 @@ from services.errors import CallNotFound, InvalidJSON, ValidationFailed
 from services.legs import Leg, is_call_sid
 from services.notify import Notifier, parse_request
 from services.store import Store
+from web.observability import annotate
 from web.security import bearer_required
 
 bp = Blueprint("api", __name__)
-log = logging.getLogger("callrelay.api")
 
 
 def _store() -> Store:
@@ -37,9 +36,7 @@ def notify() -> tuple[dict[str, Any], int]:
     req = parse_request(body)
     notifier: Notifier = current_app.extensions["callrelay.notifier"]
     sent = notifier.notify(req)
-    for leg, msg in sent:
-        log.info("message sent", extra={"call_sid": leg.call_sid, "message_sid": msg.sid,
-                                        "leg": "parent" if leg.is_parent else "child"})
+    annotate(sent_to=[leg.call_sid for leg, _ in sent], message_sids=[m.sid for _, m in sent])
     return {"messages": [
         {"sid": msg.sid, "call_sid": msg.call_sid, "account_sid": msg.account_sid,
          "date_created": msg.date_created, "leg": "parent" if leg.is_parent else "child",

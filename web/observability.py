@@ -52,6 +52,11 @@ def register_observability(app: Flask, settings: Settings) -> None:
     app.register_blueprint(metrics_view.bp)
 
 
+def annotate(**fields: Any) -> None:
+    """Add fields to this request's log line: one line a request, not one per thing it did."""
+    g.setdefault("log_fields", {}).update(fields)
+
+
 def _start() -> None:
     g.request_started = time.perf_counter()
     given = request.headers.get(REQUEST_ID_HEADER, "")
@@ -78,6 +83,7 @@ def _finish(response: Response) -> Response:
     call_sid = _call_sid(status)
     if call_sid:
         fields["call_sid"] = call_sid
+    fields.update(g.get("log_fields", {}))
     for key in ("code", "twilio_status", "twilio_code"):
         if error.get(key) is not None:
             fields["error" if key == "code" else key] = error[key]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, current_app, request
 
 from services.legs import LegEvent
 from services.store import Store
 from services.twiml import DialPlan, voice_response
 from web.forwarding import leg_recorded
+from web.observability import annotate
 from web.security import public_base, twilio_signed
 
 bp = Blueprint("twilio", __name__, url_prefix="/twilio")
-log = logging.getLogger("callrelay.webhooks")
 
 
 def _store() -> Store:
@@ -23,9 +21,8 @@ def _store() -> Store:
 def _record(params: dict[str, str]) -> None:
     event = LegEvent.from_params(params)
     leg = _store().apply(event)
-    log.info("leg updated", extra={"call_sid": leg.call_sid, "parent_call_sid": leg.parent_sid,
-                                   "status": leg.status, "reported": event.status,
-                                   "sdk": leg.is_sdk})
+    annotate(parent_call_sid=leg.parent_sid, leg_status=leg.status, reported=event.status,
+             sdk=leg.is_sdk)
     leg_recorded(event, leg)
 
 

@@ -69,19 +69,26 @@ def stdout_log(app) -> Iterator[io.StringIO]:
     handler.setStream(previous)  # type: ignore[attr-defined]
 
 
-def test_request_id_reaches_other_log_lines_and_secrets_are_redacted(relay, stdout_log):
+def test_request_id_reaches_other_log_lines_and_secrets_are_redacted(relay, twilio,
+                                                                     stdout_log):
     call = sdk_calls_phone(ACCOUNT_SID)
     relay.client.post(call.answer[0].path, data=call.answer[0].params,
                       headers={"X-Twilio-Signature": "bm9wZQ==", "X-Request-ID": "req-1"})
     relay.play(call.answer)
+    twilio.fail_next(1, status=503)  # a retry logs a line of its own during the request
     relay.notify({"call_sid": call.parent_sid, "content": {"msg": "+15005550006"}})
     logging.getLogger("callrelay.test").warning("token %s and %s from +15005550006",
                                                 RELAY_TOKEN, AUTH_TOKEN)
     out = stdout_log.getvalue()
     lines = [json.loads(line) for line in out.splitlines() if line.strip()]
     assert any(e.get("request_id") == "req-1" and e["status"] == 403 for e in lines)
-    updated = [e for e in lines if e["message"] == "leg updated"]
-    assert updated and all(len(e["request_id"]) == 32 for e in updated)
+    # One line a request: what the webhook did to the leg is on the request's own line.
+    hooks = [e for e in lines if e.get("route") == "/twilio/status"]
+    assert [e["leg_status"] for e in hooks] == ["initiated", "ringing", "in-progress"]
+    retry = [e for e in lines if e["message"] == "twilio attempt failed, retrying"]
+    (notify,) = [e for e in lines if e.get("route") == "/notify"]
+    assert retry and retry[0]["request_id"] == notify["request_id"]
+    assert notify["message_sids"][0].startswith("KX")
     assert RELAY_TOKEN not in out and AUTH_TOKEN not in out and "5550006" not in out
     assert "token [redacted] and [redacted] from +1500****006" in out
 
