@@ -53,11 +53,21 @@ def test_counters_sum_over_workers_and_survive_a_dead_worker(tmp_path, twilio):
             children = [step for call in calls for step in call.answer[1:]]
             assert set(pool.map(webhook, children)) == {204}
             sent = list(pool.map(notify, range(CALLS * NOTIFIES_PER_CALL)))
-        assert set(sent) == {201}
-        webhooks, notifies = CALLS * len(calls[0].answer), CALLS * NOTIFIES_PER_CALL
-        writers = {f.split("_")[-1] for f in os.listdir(tmp_path / "metrics")
-                   if f.startswith("counter_")}
-        assert len(writers) >= 2, writers  # several workers counted
+            assert set(sent) == {201}
+            webhooks, notifies = CALLS * len(calls[0].answer), CALLS * NOTIFIES_PER_CALL
+
+            def writers() -> set[str]:
+                return {f.split("_")[-1] for f in os.listdir(tmp_path / "metrics")
+                        if f.startswith("counter_")}
+
+            # On a loaded machine one worker may have accepted every connection: replay
+            # (harmless, duplicate) callbacks until a second worker has counted some.
+            for _ in range(20):
+                if len(writers()) >= 2:
+                    break
+                assert set(pool.map(webhook, children)) == {204}
+                webhooks += len(children)
+        assert len(writers()) >= 2, writers()  # several workers counted
 
         def check() -> None:
             assert total(service.url, "callrelay_webhooks_total") == webhooks
