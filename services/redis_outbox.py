@@ -11,16 +11,12 @@ the prefix, so a Redis Cluster is not supported (neither is it by the leg store)
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, cast
 
-import redis
-
-from services.errors import StoreUnavailable
 from services.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.redis_db import RedisDatabase
 from services.redis_outbox_scripts import ACK, BURY, CLAIM, ENQUEUE, RETRY, REVIVE
 
 TTL_MS = math.ceil(DEAD_S * 1000)
@@ -31,34 +27,14 @@ class RedisOutbox:
 
     def __init__(self, url: str, clock: Callable[[], float] = time.time, *,
                  prefix: str = "callrelay:") -> None:
-        redis.connection.parse_url(url)  # a malformed URL fails here, not on first use
-        self._url = url  # never logged: it may hold a password
+        self.db = RedisDatabase(url, "outbox")
         self.clock = clock
         self.prefix = prefix
         self._due, self._dead = f"{prefix}ob:due", f"{prefix}ob:dead"
-        self._clients: dict[int, redis.Redis] = {}
-
-    def _redis(self) -> redis.Redis:
-        """This process's client: sockets must not cross a fork."""
-        client = self._clients.get(os.getpid())
-        if client is None:
-            client = redis.Redis.from_url(self._url, decode_responses=True,
-                                          socket_connect_timeout=1.0, socket_timeout=2.0,
-                                          health_check_interval=30)
-            self._clients = {os.getpid(): client}
-        return client
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"The outbox (Redis) failed: {exc.__class__.__name__}.") \
-                from exc
 
     def _run(self, script: str, keys: list[str], *args: Any) -> Any:
-        with self._errors():
-            return self._redis().eval(script, len(keys), *keys, self.prefix, *args)
+        with self.db.errors():
+            return self.db.client().eval(script, len(keys), *keys, self.prefix, *args)
 
     def enqueue(self, event: OutboxEvent) -> bool:
         """Queue `event` unless its id is already known; True when it was queued now."""
@@ -92,8 +68,8 @@ class RedisOutbox:
 
     def dead(self, limit: int = 100) -> list[DeadEvent]:
         """Dead events, newest first (ids whose event expired are dropped)."""
-        with self._errors():
-            client = self._redis()
+        with self.db.errors():
+            client = self.db.client()
             ids = cast(list[str], client.zrevrange(self._dead, 0, limit - 1))
             pipe = client.pipeline(transaction=False)
             for event_id in ids:
@@ -116,23 +92,21 @@ class RedisOutbox:
 
     def claim_once(self, name: str, ttl_s: float) -> bool:
         """Take `name` unless someone holds it and it has not expired; True when taken."""
-        with self._errors():
-            return bool(self._redis().set(f"{self.prefix}once:{name}", "1", nx=True,
+        with self.db.errors():
+            return bool(self.db.client().set(f"{self.prefix}once:{name}", "1", nx=True,
                                           px=max(1, math.ceil(ttl_s * 1000))))
 
     def keep_once(self, name: str, ttl_s: float) -> None:
         """Hold a taken claim for `ttl_s` from now."""
-        with self._errors():
-            self._redis().set(f"{self.prefix}once:{name}", "1",
+        with self.db.errors():
+            self.db.client().set(f"{self.prefix}once:{name}", "1",
                               px=max(1, math.ceil(ttl_s * 1000)))
 
     def release_once(self, name: str) -> None:
         """Give a claim up, so it can be taken again."""
-        with self._errors():
-            self._redis().delete(f"{self.prefix}once:{name}")
+        with self.db.errors():
+            self.db.client().delete(f"{self.prefix}once:{name}")
 
     def close(self) -> None:
         """Disconnect this process's pool; the next call builds a new one."""
-        client = self._clients.pop(os.getpid(), None)
-        if client is not None:
-            client.connection_pool.disconnect()
+        self.db.close()

@@ -9,21 +9,18 @@ the source of `live_calls`). Every key carries a TTL.
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import redis
-from redis.backoff import NoBackoff
 from redis.client import Pipeline
 from redis.exceptions import WatchError
-from redis.retry import Retry
 
 from services.errors import StoreUnavailable
 from services.legs import Leg, LegEvent, expires_at, merge
+from services.redis_db import RedisDatabase
 from services.store import Retention
 
 WATCH_ATTEMPTS = 50
@@ -56,52 +53,32 @@ class RedisStore:
 
     def __init__(self, url: str, retention: Retention,
                  clock: Callable[[], float] = time.time, *, prefix: str = "callrelay:") -> None:
-        redis.connection.parse_url(url)  # a malformed URL fails here, not on the first call
-        self._url = url  # never logged nor put in a message: it may hold a password
+        self.db = RedisDatabase(url, "call registry")
         self.retention = retention
         self.clock = clock
         self.prefix = prefix
         self._open = f"{prefix}open"
-        # One client (and pool) per process, built on first use: sockets must not cross a fork.
-        self._clients: dict[int, tuple[redis.Redis, bool]] = {}
+        self._gt: dict[int, bool] = {}
 
     def _redis(self) -> tuple[redis.Redis, bool]:
         """This process's client, and whether the server knows EXPIRE NX/GT (Redis >= 7)."""
-        pid = os.getpid()
-        entry = self._clients.get(pid)
-        if entry is None:
-            pool = redis.ConnectionPool.from_url(
-                self._url, decode_responses=True,
-                socket_connect_timeout=1.0, socket_timeout=1.5,
-                health_check_interval=30, retry_on_timeout=False,
-                # One immediate retry on a dropped connection (the server restarted); none
-                # on timeouts, so an unreachable Redis costs at most one timeout per call.
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            )
-            client = redis.Redis(connection_pool=pool)
+        client = self.db.client()
+        gt = self._gt.get(id(client))
+        if gt is None:
             try:
                 version = str(client.info("server").get("redis_version", "0"))
                 gt = int(version.split(".")[0]) >= 7
             except (redis.ResponseError, ValueError):  # INFO hidden or odd: assume the worst
                 gt = False
-            entry = (client, gt)
-            self._clients = {pid: entry}
-        return entry
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except redis.RedisError as exc:
-            name = exc.__class__.__name__
-            raise StoreUnavailable(f"The call registry (Redis) failed: {name}.") from exc
+            self._gt = {id(client): gt}
+        return client, gt
 
     def _key(self, kind: str, name: str) -> str:
         return f"{self.prefix}{kind}:{name}"
 
     def apply(self, event: LegEvent) -> Leg:
         """Atomically fold an event into its leg and persist the result."""
-        with self._errors():
+        with self.db.errors():
             client, gt = self._redis()
             with client.pipeline(transaction=True) as pipe:
                 for attempt in range(WATCH_ATTEMPTS):
@@ -190,20 +167,20 @@ class RedisStore:
 
     def get(self, call_sid: str) -> Leg | None:
         """One leg by SID, while retained."""
-        with self._errors():
+        with self.db.errors():
             client, _ = self._redis()
             fields = cast(dict[str, str], client.hgetall(self._key("leg", call_sid)))
             return _leg(fields, self.clock())
 
     def call_legs(self, root_sid: str) -> list[Leg]:
         """The parent leg (if known) then the children of the call, oldest first."""
-        with self._errors():
+        with self.db.errors():
             client, _ = self._redis()
             return self._calls(client, [root_sid], self.clock())[0]
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
         """Every live leg on which the Voice SDK client `identity` sits."""
-        with self._errors():
+        with self.db.errors():
             client, _ = self._redis()
             now = self.clock()
             sids = cast(list[str], client.zrangebyscore(self._key("identity", identity),
@@ -214,7 +191,7 @@ class RedisStore:
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg, the soonest to expire first."""
         roots: dict[str, None] = {}
-        with self._errors():
+        with self.db.errors():
             client, _ = self._redis()
             now = self.clock()
             start = 0
@@ -231,18 +208,16 @@ class RedisStore:
 
     def purge(self) -> int:
         """Drop expired entries of the open-legs index; TTLs forget the legs themselves."""
-        with self._errors():
+        with self.db.errors():
             client, _ = self._redis()
             return int(client.zremrangebyscore(self._open, "-inf", self.clock()))
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers."""
-        with self._errors():
+        with self.db.errors():
             client, _ = self._redis()
             client.ping()
 
     def close(self) -> None:
         """Disconnect this process's pool; the next call builds a new one."""
-        entry = self._clients.pop(os.getpid(), None)
-        if entry is not None:
-            entry[0].connection_pool.disconnect()
+        self.db.close()

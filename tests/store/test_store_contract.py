@@ -482,7 +482,8 @@ def test_redis_never_holds_a_key_without_ttl(redis_factory: StoreFactory,
     assert isinstance(store, RedisStore)
     store.ping()
     if not expire_gt:  # as on Redis < 7, which lacks EXPIRE NX/GT
-        store._clients = {pid: (client, False) for pid, (client, _) in store._clients.items()}
+        client, _ = store._redis()
+        store._gt = {id(client): False}
     redis_scenario(store, clock)
     assert_every_key_expires(redis_client, redis_factory.prefix)
     assert [leg.call_sid for leg in store.live_sdk_legs("dave")] != []
