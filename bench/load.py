@@ -53,8 +53,8 @@ def wrk_version() -> str:
     if not shutil.which("wrk"):
         return ""
     out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    return (out.stdout or out.stderr).splitlines()[0].split(" [")[0] if out.stdout or out.stderr \
-        else "wrk"
+    lines = (out.stdout or out.stderr).splitlines()
+    return lines[0].split(" [")[0] if lines else "wrk"
 
 
 def run_load(loader: str, url: str, requests_file: Path, connections: int,

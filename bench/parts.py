@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -111,8 +112,6 @@ def webhooks(ctx: Context) -> list[Row]:
 
 def _twilio_requests(count: int) -> Iterator[Prepared]:
     """What the SDK sends to create a UserDefinedMessage, for measuring the fakes alone."""
-    import base64
-
     auth = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
     headers = (("Content-Type", "application/x-www-form-urlencoded"),
                ("Authorization", f"Basic {auth}"))
@@ -122,8 +121,20 @@ def _twilio_requests(count: int) -> Iterator[Prepared]:
         yield Prepared("POST", path, headers, body)
 
 
+def _stand_in_row(name: str, run: Run, *, must_keep_up: bool) -> Row:
+    ratio = run.result.rps / IDEAL_NOTIFY_RPS
+    return Row("2 notify", f"Twilio stand-in alone: {name}", f"ideal {IDEAL_NOTIFY_RPS:.0f} /s",
+               f"{run.result.rps:.0f} /s, p99 {run.result.p99_ms:.0f} ms", ratio,
+               "≥ 0.9x" if must_keep_up else "", ratio >= 0.9 if must_keep_up else None,
+               run.result.errors, f"{run.cpu_ms_per_request:.2f} CPU ms/answer")
+
+
 def twilio_fakes(ctx: Context) -> list[Row]:
-    """How many answers a second each Twilio stand-in gives 32 callers (ideal: 32 / 50 ms)."""
+    """How many answers a second each Twilio stand-in gives 32 callers (ideal: 32 / 50 ms).
+
+    The lean fake must keep up, or it would be what the /notify figures measure; the sandbox
+    mock is shown for comparison (it costs far more CPU per answer on the same cores).
+    """
     mock = servers.fake_twilio("mock", ACCOUNT_SID, AUTH_TOKEN, TWILIO_DELAY_S,
                                ctx.log("twilio-mock"))
     requests = ctx.requests_file(_twilio_requests(20_000))
@@ -131,17 +142,8 @@ def twilio_fakes(ctx: Context) -> list[Row]:
     with started(mock):
         lean = ctx.measure("lean fake", ctx.fake, requests, duration_s=5)
         sandbox = ctx.measure("sandbox mock", mock, requests, duration_s=5)
-    rows = []
-    for name, run in (("lean fake (bench/fake_twilio.py)", lean),
-                      ("sandbox.twilio_mock", sandbox)):
-        ideal = f"ideal {IDEAL_NOTIFY_RPS:.0f} /s"
-        rows.append(Row("2 notify", f"Twilio stand-in alone: {name}", ideal,
-                        f"{run.result.rps:.0f} /s, p99 {run.result.p99_ms:.0f} ms",
-                        run.result.rps / IDEAL_NOTIFY_RPS,
-                        "≥ 0.9x" if "lean" in name else "", (run.result.rps / IDEAL_NOTIFY_RPS
-                                                             >= 0.9) if "lean" in name else None,
-                        run.result.errors, f"{run.cpu_ms_per_request:.2f} CPU ms/answer"))
-    return rows
+    return [_stand_in_row("lean fake (bench/fake_twilio.py)", lean, must_keep_up=True),
+            _stand_in_row("sandbox.twilio_mock", sandbox, must_keep_up=False)]
 
 
 def notify(ctx: Context) -> list[Row]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -90,8 +91,6 @@ def reset(url: str, targets: list[LiveCall]) -> None:
 def count_legs(url: str) -> int:
     """How many legs the store holds (retained or not yet purged)."""
     if url.startswith("sqlite:///"):
-        import sqlite3
-
         db = sqlite3.connect(url.removeprefix("sqlite:///"))
         try:
             return int(db.execute("SELECT count(*) FROM legs").fetchone()[0])
