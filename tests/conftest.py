@@ -53,7 +53,7 @@ def make_env(tmp_path: Any, twilio: TwilioMock, **overrides: str) -> dict[str, s
         "STORE_URL": f"sqlite:///{tmp_path}/callrelay.sqlite3",
         "TWILIO_CALLER_ID": "+15005550001",
         "INBOUND_CLIENT_IDENTITY": "bob",
-        "TWILIO_TIMEOUT_S": "1",
+        "TWILIO_TIMEOUT_S": "2",
         "NOTIFY_DEADLINE_S": "4",
     }
     env.update(overrides)

@@ -48,7 +48,7 @@ class Service:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 20.0) -> Service:
+    def start(self, timeout: float = 60.0) -> Service:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.proc = subprocess.Popen(procfile_command(), cwd=ROOT, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)

@@ -36,8 +36,11 @@ def test_every_line_is_json_and_no_secret_number_or_content_leaks(tmp_path, twil
                                env=sandbox_env(PUBLIC_BASE_URL=public), stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE)
         assert sim.stdout is not None and sim.stdin is not None
-        while "call is live" not in sim.stdout.readline():
-            pass
+        for line in sim.stdout:  # until the simulator holds the call (or exits: then fail)
+            if "call is live" in line:
+                break
+        else:
+            raise AssertionError(f"the simulator ended with {sim.wait()} before the call was live")
         http = requests.Session()
 
         def notify(body: dict, token: str = RELAY_TOKEN) -> int:

@@ -52,7 +52,7 @@ def test_children_without_status_callbacks_are_listed(relay, twilio):
 
 
 def test_lookup_failing_is_503_not_404(relay, twilio):
-    twilio.fail_next(1000, status=503)
+    twilio.fail_next(100_000, status=503)
     answer = relay.notify({"call_sid": new_call_sid(), "content": {}})
     assert answer.status_code == 503 and answer.json["error"]["code"] == "twilio_unavailable"
     assert twilio.messages == []
