@@ -58,6 +58,14 @@ class IdentityNotFound(NotFound):
     code = "identity_not_found"
 
 
+class ForwardingDisabled(NotFound):
+    code = "forwarding_disabled"
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+
+
 class Conflict(RelayError):
     status, code = 409, "conflict"
 

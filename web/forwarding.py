@@ -11,7 +11,13 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from config.settings import Settings
-from services.errors import Forbidden, InvalidJSON, NotFound, ValidationFailed
+from services.errors import (
+    EventNotFound,
+    Forbidden,
+    ForwardingDisabled,
+    InvalidJSON,
+    ValidationFailed,
+)
 from services.events import parse_message
 from services.forwarder import Forwarder
 from services.forwarding import Forwarding, ForwardingOptions
@@ -24,14 +30,6 @@ from web.security import bearer_required, public_base, twilio_signed
 bp = Blueprint("forwarding", __name__)
 log = logging.getLogger("callrelay.forwarding")
 MESSAGES_PATH = "/twilio/messages"
-
-
-class ForwardingDisabled(NotFound):
-    code = "forwarding_disabled"
-
-
-class EventNotFound(NotFound):
-    code = "event_not_found"
 
 
 def register_forwarding(app: Flask, settings: Settings,
