@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from services.errors import StoreUnavailable
 
 BUSY_TIMEOUT_S = 10.0
+# Read connections per process and file. Each caches the pages its lookups touch; a connection
+# per thread made a worker's memory grow with threads x working set (see BENCHMARKS.md).
+READERS = 4
 # One writer per process and file at a time: the others queue on a lock that is handed over at
 # once, instead of each polling SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between
 # tries and so leaves the database idle while writers wait (see BENCHMARKS.md). Shared by every
@@ -26,32 +29,45 @@ def _write_lock(path: str) -> threading.Lock:
 
 
 class SQLiteDatabase:
-    """A SQLite file: schema on open, per-thread connections, serialised write transactions."""
+    """A SQLite file: schema on open, one writer connection and a few readers per process."""
 
-    def __init__(self, path: str, what: str, schema: str) -> None:
+    def __init__(self, path: str, what: str, schema: str, readers: int = READERS) -> None:
         self.path = path
         self.what = what  # names the data in error messages: "call registry", "outbox"
-        self._local = threading.local()
         self._lock = _write_lock(path)
+        self._readers = readers
+        self._reset()
         if path != ":memory:" and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
-        with self.errors():
-            self.connection().executescript(schema)
+        with self._lock, self.errors():
+            self._writer_connection().executescript(schema)
 
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `write`).
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL in WAL mode survives a killed process; only a power cut can lose the
-            # last commits. That is the trade Heroku-like platforms make anyway.
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-            self._local.db = db
+    def _reset(self) -> None:
+        # Connections must not cross a fork: a child process starts with none of its parent's.
+        self._pid = os.getpid()
+        self._writer: sqlite3.Connection | None = None
+        self._idle: list[sqlite3.Connection] = []
+        self._slots = threading.BoundedSemaphore(self._readers)
+        self._guard = threading.Lock()
+
+    def _open(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `write`).
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                             check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process; only a power cut can lose the last
+        # commits. That is the trade Heroku-like platforms make anyway.
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         return db
+
+    def _writer_connection(self) -> sqlite3.Connection:
+        """The process's writer; only ever used with the write lock held."""
+        if self._pid != os.getpid():
+            self._reset()
+        if self._writer is None:
+            self._writer = self._open()
+        return self._writer
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -65,11 +81,11 @@ class SQLiteDatabase:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, committed when the block ends and rolled back if it raises."""
-        db = self.connection()
         if not self._lock.acquire(timeout=BUSY_TIMEOUT_S):
             raise StoreUnavailable(f"The {self.what} (SQLite) is busy; retry shortly.")
         try:
             with self.errors():
+                db = self._writer_connection()
                 # IMMEDIATE takes SQLite's write lock up front, so two workers updating the same
                 # row serialise instead of both reading the old one.
                 db.execute("BEGIN IMMEDIATE")
@@ -83,13 +99,35 @@ class SQLiteDatabase:
             self._lock.release()
 
     def read(self, sql: str, args: tuple = ()) -> list[tuple]:
-        """Rows of one query, outside any write transaction."""
-        with self.errors():
-            return self.connection().execute(sql, args).fetchall()
+        """Rows of one query, on one of a few shared read connections."""
+        if self._pid != os.getpid():
+            self._reset()
+        slots = self._slots
+        if not slots.acquire(timeout=BUSY_TIMEOUT_S):
+            raise StoreUnavailable(f"The {self.what} (SQLite) is busy; retry shortly.")
+        try:
+            with self._guard:
+                db = self._idle.pop() if self._idle else None
+            with self.errors():
+                db = db or self._open()
+                try:
+                    return db.execute(sql, args).fetchall()
+                finally:
+                    with self._guard:
+                        self._idle.append(db)
+        finally:
+            slots.release()
 
     def close(self) -> None:
-        """Close this thread's connection."""
-        db = getattr(self._local, "db", None)
-        if db is not None:
+        """Close the connections not in use now; the next call opens what it needs."""
+        with self._guard:
+            idle, self._idle = self._idle, []
+        for db in idle:
             db.close()
-            self._local.db = None
+        if self._lock.acquire(blocking=False):
+            try:
+                writer, self._writer = self._writer, None
+                if writer is not None:
+                    writer.close()
+            finally:
+                self._lock.release()
