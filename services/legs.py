@@ -177,6 +177,11 @@ def merge(current: Leg | None, event: LegEvent, now: float) -> Leg:
     )
 
 
+def call_order(leg: Leg) -> tuple[bool, float, str]:
+    """Sort key of a call's legs: the parent, then the children, oldest first."""
+    return (not leg.is_parent, leg.updated_at, leg.call_sid)
+
+
 def expires_at(leg: Leg, retention_s: float, max_call_s: float) -> float:
     """When the store may forget a leg: retention after it ended, else after the longest call."""
     if leg.ended_at is not None:

@@ -19,7 +19,7 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 
 from services.errors import StoreUnavailable
-from services.legs import Leg, LegEvent, expires_at, merge
+from services.legs import Leg, LegEvent, call_order, expires_at, merge
 from services.redis_db import RedisDatabase
 from services.store import Retention
 
@@ -42,10 +42,6 @@ def _leg(fields: Mapping[str, str], now: float) -> Leg | None:
                direction=fields.get("direction"), identity=fields.get("identity"),
                updated_at=float(fields["updated_at"]),
                ended_at=float(ended) if ended is not None else None)
-
-
-def _call_order(leg: Leg) -> tuple[bool, float, str]:
-    return (not leg.is_parent, leg.updated_at, leg.call_sid)
 
 
 class RedisStore:
@@ -162,7 +158,7 @@ class RedisStore:
             legs = [by_sid[root]] if root in by_sid else []
             legs += [by_sid[k] for k in kids
                      if k != root and k in by_sid and by_sid[k].parent_sid == root]
-            calls.append(sorted(legs, key=_call_order))
+            calls.append(sorted(legs, key=call_order))
         return calls
 
     def get(self, call_sid: str) -> Leg | None:

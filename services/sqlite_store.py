@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from services.legs import Leg, LegEvent, expires_at, merge
+from services.legs import Leg, LegEvent, call_order, expires_at, merge
 from services.sqlite_db import SQLiteDatabase
 from services.store import Retention
 
@@ -89,7 +89,7 @@ class SQLiteStore:
     def call_legs(self, root_sid: str) -> list[Leg]:
         """The parent leg (if known) then the children of the call, oldest first."""
         legs = self._select("call_sid = ? OR parent_sid = ?", (root_sid, root_sid))
-        return sorted(legs, key=lambda leg: (not leg.is_parent, leg.updated_at, leg.call_sid))
+        return sorted(legs, key=call_order)
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
         """Every live leg on which the Voice SDK client `identity` sits."""
@@ -98,10 +98,19 @@ class SQLiteStore:
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg."""
-        rows = self.db.read("SELECT DISTINCT coalesce(parent_sid, call_sid) FROM legs "
-                            "WHERE ended_at IS NULL AND expires_at > ? LIMIT ?",
-                            (self.clock(), limit))
-        return [self.call_legs(root) for (root,) in rows]
+        now = self.clock()
+        # One query for every leg of up to `limit` open calls (not one query per call): the
+        # roots first, then their legs through the call_sid and parent_sid indexes.
+        rows = self.db.read(
+            "WITH roots AS (SELECT DISTINCT coalesce(parent_sid, call_sid) AS sid FROM legs "  # noqa: S608
+            "WHERE ended_at IS NULL AND expires_at > ? LIMIT ?) "
+            f"SELECT {COLUMNS} FROM legs WHERE (call_sid IN (SELECT sid FROM roots) "
+            "OR parent_sid IN (SELECT sid FROM roots)) AND expires_at > ?",
+            (now, limit, now))
+        calls: dict[str, list[Leg]] = {}
+        for leg in map(_leg, rows):
+            calls.setdefault(leg.root_sid, []).append(leg)
+        return [sorted(legs, key=call_order) for legs in calls.values()]
 
     def purge(self) -> int:
         """Forget legs whose retention has run out."""
