@@ -4,41 +4,72 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config.logs import configure_logging
-from config.settings import Settings
-from services.forwarding import ForwardingOptions
-from services.notify import Notifier
-from services.store import Retention, Store, open_store
-from services.twilio_gateway import TwilioGateway, TwilioRestGateway
-from web import api, ops, twilio_hooks
+from config.settings import ForwardingSettings, Settings
+from services.forwarding.delivery import Forwarder
+from services.forwarding.service import Forwarding, ForwardingOptions
+from services.forwarding.subscriptions import Subscriber
+from services.legs.rules import Retention
+from services.observability.logs import configure_logging
+from services.observability.metrics import Metrics
+from services.observability.redaction import redact_in_logs
+from services.store.open import Stores, open_stores
+from services.store.outbox import ForwardingStore
+from services.twilio.port import TwilioGateway
+from services.twilio.rest import TwilioRestGateway
+from services.use_cases.notify import Notifier
+from web.api import api_blueprint
+from web.dead_events import dead_events_blueprint
 from web.errors import register_error_handlers
-from web.forwarding import register_forwarding
-from web.observability import register_observability
+from web.ops import ops_blueprint
+from web.request_logs import install_request_ids, register_request_logs
+from web.security import BearerTokens, PublicURLs, TwilioSignatures
+from web.twilio_hooks import twilio_blueprint
 
 # Bodies larger than this are refused (413) before they are read whole: a /notify body holds
 # at most 10,000 characters of content, which JSON escaping can at most sextuple.
 MAX_BODY_BYTES = 64 * 1024
 
 
-def create_app(settings: Settings | None = None, *, store: Store | None = None,
+def create_app(settings: Settings | None = None, *, store: Stores | None = None,
                twilio: TwilioGateway | None = None,
                forwarding: ForwardingOptions | None = None) -> Flask:
     """Build the Flask app; anything not given is built from the environment."""
     settings = settings or Settings.from_env()
     configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    redact_in_logs(*settings.secrets)
+    install_request_ids()
+
+    metrics = Metrics()
+    stores = store or open_stores(settings.store_url, Retention(
+        leg_retention_s=settings.leg_retention_s,
+        max_call_duration_s=settings.max_call_duration_s))
+    twilio = twilio or TwilioRestGateway(settings, observer=metrics)
+    relay = build_forwarding(settings.forwarding, stores.outbox, twilio,
+                             forwarding or ForwardingOptions())
+    notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s)
+
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["callrelay.store"] = stores
+    app.extensions["callrelay.forwarding"] = relay
     register_proxy_fix(app, settings)
-    register_observability(app, settings)
-    register_services(app, settings, store, twilio)
-    register_blueprints(app)
-    register_forwarding(app, settings, forwarding)
+    register_request_logs(app, metrics)
+    urls = PublicURLs(settings.public_base_url)
+    tokens = BearerTokens(settings.relay_api_tokens)
+    app.register_blueprint(twilio_blueprint(settings, TwilioSignatures(settings, urls), urls,
+                                            stores.legs, relay))
+    app.register_blueprint(api_blueprint(tokens, notifier, stores.legs))
+    app.register_blueprint(dead_events_blueprint(tokens, relay))
+    app.register_blueprint(ops_blueprint(stores.legs, metrics))
     register_error_handlers(app)
+    if relay is not None:
+        start_forwarding(app, relay)
     logging.getLogger("callrelay").info("callrelay ready", extra={
         "store": settings.store_url.split(":", 1)[0], "pid": os.getpid()})
     return app
@@ -52,19 +83,22 @@ def register_proxy_fix(app: Flask, settings: Settings) -> None:
                                 x_host=hops, x_port=hops, x_prefix=hops)
 
 
-def register_services(app: Flask, settings: Settings, store: Store | None,
-                      twilio: TwilioGateway | None) -> None:
-    """The store and the Twilio client: one per worker process, built after gunicorn forks."""
-    store = store or open_store(settings.store_url, Retention(
-        ended_s=settings.leg_retention_s, live_s=settings.max_call_duration_s))
-    twilio = twilio or TwilioRestGateway(settings, observer=app.extensions["callrelay.metrics"])
-    app.extensions["callrelay.store"] = store
-    app.extensions["callrelay.twilio"] = twilio
-    app.extensions["callrelay.notifier"] = Notifier(store, twilio, settings.notify_deadline_s)
+def build_forwarding(config: ForwardingSettings, outbox: ForwardingStore,
+                     twilio: TwilioGateway, options: ForwardingOptions) -> Forwarding | None:
+    """The outbox's delivery thread and the subscriber, when FORWARD_URL is set."""
+    if not config.enabled:
+        return None
+    assert config.url is not None and config.secret is not None
+    delivery = replace(options.delivery, max_attempts=config.max_attempts)
+    forwarder = Forwarder(outbox, config.url, config.secret, delivery)
+    subscriber = (Subscriber(outbox, twilio, options.subscription)
+                  if config.subscribe_messages else None)
+    return Forwarding(outbox, forwarder, subscriber, config.events)
 
 
-def register_blueprints(app: Flask) -> None:
-    """Twilio webhooks, the internal API, and the operations routes."""
-    app.register_blueprint(twilio_hooks.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(ops.bp)
+def start_forwarding(app: Flask, forwarding: Forwarding) -> None:
+    """Start delivery in this process, and in any process forked after create_app ran."""
+    # create_app runs in each gunicorn worker after the fork; the check on every request
+    # covers a process forked later (it starts its own thread).
+    forwarding.start()
+    app.before_request(forwarding.start)

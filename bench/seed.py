@@ -11,9 +11,11 @@ from itertools import islice
 import redis
 
 from bench.workload import USERS, LiveCall, new_sid
-from services.legs import LegEvent
-from services.sqlite_store import SQLiteStore
-from services.store import Retention, open_store
+from services.legs.model import LegEvent
+from services.legs.rules import Retention
+from services.store.open import open_stores
+from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.legs import SQLiteStore
 
 PHONE = "+15005550006"
 LIVE_TARGETS = 50  # calls /notify is aimed at: 100 legs, the whole of the small registry
@@ -42,7 +44,7 @@ def _others(first: int, count: int) -> Iterator[LegEvent]:
 
 
 def _apply_chunk(url: str, first: int, count: int) -> int:
-    store = open_store(url, Retention())
+    store = open_stores(url, Retention()).legs
     try:
         for event in _others(first, count):
             store.apply(event)
@@ -54,7 +56,7 @@ def _apply_chunk(url: str, first: int, count: int) -> int:
 def seed(url: str, legs: int, targets: list[LiveCall], processes: int = 1) -> float:
     """Store the targets' legs, then background calls up to `legs` legs; returns seconds taken."""
     start = time.monotonic()
-    store = open_store(url, Retention())
+    store = open_stores(url, Retention()).legs
     try:
         for call in targets:
             for event in _call_events(call.parent_sid, call.child_sid, call.identity,
@@ -77,7 +79,7 @@ def reset(url: str, targets: list[LiveCall]) -> None:
     """Forget every leg, then store the targets again: a registry back to its seeded state."""
     if url.startswith("sqlite:///"):
         # The port's own purge, run with a clock past every expiry: nothing is retained.
-        far = SQLiteStore(url.removeprefix("sqlite:///"), Retention(),
+        far = SQLiteStore(SQLiteDatabase(url.removeprefix("sqlite:///")), Retention(),
                           clock=lambda: time.time() + 10**9)
         far.purge()
         far.close()

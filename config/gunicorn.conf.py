@@ -59,7 +59,7 @@ errorlog = "-"
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "config.logs.JSONFormatter"}},
+    "formatters": {"json": {"()": "services.observability.logs.JSONFormatter"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json",
                             "stream": "ext://sys.stdout"}},
     "root": {"handlers": [], "level": "INFO"},

@@ -8,10 +8,11 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlparse
 
 from dotenv import load_dotenv
+
+from services.store.url import parse_store_url
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
 API_KEY_RE = re.compile(r"^SK[0-9a-fA-F]{32}$")
@@ -20,6 +21,22 @@ DEFAULT_STORE_URL = "sqlite:///data/callrelay.sqlite3"
 
 class ConfigError(Exception):
     """A required variable is missing or malformed; the message names it in one line."""
+
+
+@dataclass(frozen=True)
+class ForwardingSettings:
+    """FORWARD_*: where SDK messages (and leg updates) go, signed as Standard Webhooks."""
+
+    url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    events: frozenset[str] = frozenset({"messages"})
+    max_attempts: int = 10
+    subscribe_messages: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """True when there is somewhere to forward events to."""
+        return bool(self.url and self.secret)
 
 
 @dataclass(frozen=True)
@@ -43,12 +60,13 @@ class Settings:
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
-    # Forwarding of SDK messages (and leg updates) to a backend, signed as Standard Webhooks.
-    forward_url: str | None = None
-    forward_secret: str | None = field(default=None, repr=False)
-    forward_events: frozenset[str] = frozenset({"messages"})
-    forward_max_attempts: int = 10
-    subscribe_messages: bool = False
+    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """Every secret callrelay holds: none of them may reach a log line."""
+        return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
+                self.forwarding.secret, *self.relay_api_tokens)
 
     @property
     def rest_credentials(self) -> tuple[str, str]:
@@ -94,15 +112,17 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
-            **_forwarding(reader),
+            forwarding=_forwarding(reader),
         )
 
 
 def _store_url(reader: _Reader) -> str:
     url = reader.optional("STORE_URL") or reader.optional("REDIS_URL") or DEFAULT_STORE_URL
-    if not url.startswith(("sqlite:///", "redis://", "rediss://", "unix://")):
+    try:
+        parse_store_url(url)
+    except ValueError as exc:
         name = "STORE_URL" if reader.optional("STORE_URL") else "REDIS_URL"
-        raise ConfigError(f"{name} is malformed: expected sqlite:///path or redis://host:port/db")
+        raise ConfigError(f"{name} is malformed: {exc}") from None
     verify = reader.flag("REDIS_TLS_VERIFY")
     if url.startswith("rediss://") and verify is False:
         # Heroku's Key-Value Store serves TLS with a self-signed certificate, and sets
@@ -111,7 +131,7 @@ def _store_url(reader: _Reader) -> str:
     return url
 
 
-def _forwarding(reader: _Reader) -> dict[str, Any]:
+def _forwarding(reader: _Reader) -> ForwardingSettings:
     """FORWARD_URL, FORWARD_SECRET, FORWARD_EVENTS, FORWARD_MAX_ATTEMPTS, SUBSCRIBE_MESSAGES."""
     url, secret = reader.url("FORWARD_URL"), reader.optional("FORWARD_SECRET")
     if url and not secret:
@@ -134,8 +154,8 @@ def _forwarding(reader: _Reader) -> dict[str, Any]:
     if subscribe and not url:
         raise ConfigError("SUBSCRIBE_MESSAGES is on but FORWARD_URL is not set: the messages "
                           "would have nowhere to go")
-    return {"forward_url": url, "forward_secret": secret, "forward_events": frozenset(kinds),
-            "forward_max_attempts": int(attempts), "subscribe_messages": subscribe}
+    return ForwardingSettings(url=url, secret=secret, events=frozenset(kinds),
+                              max_attempts=int(attempts), subscribe_messages=subscribe)
 
 
 def _whsec_valid(secret: str) -> bool:

@@ -1,4 +1,4 @@
-"""Operations routes, without auth: liveness and readiness."""
+"""Operations routes, without auth: liveness, readiness, metrics and the API's description."""
 
 from __future__ import annotations
 
@@ -6,26 +6,37 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app
+from flask import Blueprint, Response
 
-bp = Blueprint("ops", __name__)
+from services.observability.metrics import CONTENT_TYPE, Metrics, store_gauges
+from services.store.legs import LegStore
+
 OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text())
 
 
-@bp.get("/healthz")
-def healthz() -> dict[str, Any]:
-    """The process is up."""
-    return {"status": "ok"}
+def ops_blueprint(legs: LegStore, metrics: Metrics) -> Blueprint:
+    """/healthz, /readyz, /metrics and /openapi.json."""
+    bp = Blueprint("ops", __name__)
 
+    @bp.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        """The process is up."""
+        return {"status": "ok"}
 
-@bp.get("/readyz")
-def readyz() -> dict[str, Any]:
-    """The store answers (StoreUnavailable becomes a JSON 503)."""
-    current_app.extensions["callrelay.store"].ping()
-    return {"status": "ready"}
+    @bp.get("/readyz")
+    def readyz() -> dict[str, Any]:
+        """The store answers (StoreUnavailable becomes a JSON 503)."""
+        legs.ping()
+        return {"status": "ready"}
 
+    @bp.get("/metrics")
+    def scrape() -> Response:
+        """Counters and histograms of every worker, then the store's gauges."""
+        return Response(metrics.exposition(store_gauges(legs)), content_type=CONTENT_TYPE)
 
-@bp.get("/openapi.json")
-def openapi() -> dict[str, Any]:
-    """The OpenAPI document of the internal API."""
-    return OPENAPI
+    @bp.get("/openapi.json")
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI document of the internal API."""
+        return OPENAPI
+
+    return bp

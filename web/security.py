@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import Request, current_app, g, request
+from flask import Request, request
 from twilio.request_validator import (
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
@@ -21,68 +21,83 @@ from services.errors import Forbidden, Unauthorized
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def public_base(req: Request, settings: Settings) -> str:
+class PublicURLs:
     """Where Twilio reaches callrelay: PUBLIC_BASE_URL, or the proxy-corrected request origin."""
-    if settings.public_base_url:
-        return settings.public_base_url
-    # ProxyFix (TRUSTED_PROXY_HOPS) has already applied X-Forwarded-Proto/-Host/-Port/-Prefix.
-    return f"{req.scheme}://{req.host}{req.root_path}"
+
+    def __init__(self, public_base_url: str | None) -> None:
+        self.public_base_url = public_base_url
+
+    def base(self, req: Request) -> str:
+        """The public origin (and prefix) of this request."""
+        if self.public_base_url:
+            return self.public_base_url
+        # ProxyFix (TRUSTED_PROXY_HOPS) has already applied X-Forwarded-Proto/-Host/-Port/-Prefix.
+        return f"{req.scheme}://{req.host}{req.root_path}"
+
+    def of(self, req: Request) -> str:
+        """The URL Twilio requested, as Twilio signed it."""
+        query = req.query_string.decode("utf-8", "replace")
+        return self.base(req) + req.path + (f"?{query}" if query else "")
 
 
-def public_url(req: Request, settings: Settings) -> str:
-    """The URL Twilio requested, as Twilio signed it."""
-    query = req.query_string.decode("utf-8", "replace")
-    return public_base(req, settings) + req.path + (f"?{query}" if query else "")
+class TwilioSignatures:
+    """Checks X-Twilio-Signature (HMAC-SHA1 with the Auth Token, or a Webhook Rules key)."""
+
+    def __init__(self, settings: Settings, urls: PublicURLs) -> None:
+        self._auth_token = settings.twilio_auth_token
+        self._webhook_secret = settings.twilio_webhook_secret
+        self.urls = urls
+
+    def valid(self, req: Request) -> bool:
+        """True when the request carries a signature that matches it."""
+        signature = req.headers.get(SIGNATURE_HEADER, "")
+        if not signature:
+            return False
+        sig_settings = req.headers.get(SIGNATURE_SETTINGS_HEADER)
+        secret = self._auth_token
+        if sig_settings and self._webhook_secret:
+            secret = self._webhook_secret
+        params: Any
+        if "bodySHA256" in req.args:
+            # JSON body: Twilio signs the URL (which carries the body's hash) and no params;
+            # the hash must be computed over the raw bytes, before anything parses them.
+            params = req.get_data(cache=True).decode("utf-8", "replace")
+        else:
+            params = req.form
+        return RequestValidator(secret).validate(self.urls.of(req), params, signature,
+                                                 algorithm=get_signature_algorithm(sig_settings))
+
+    def required(self, view: F) -> F:
+        """Reject (403) any request that does not carry a valid X-Twilio-Signature."""
+
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not self.valid(request):
+                raise Forbidden("The X-Twilio-Signature header is missing or does not match "
+                                "this request; check TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL.")
+            return view(*args, **kwargs)
+
+        return cast(F, wrapper)
 
 
-def _signature_valid(req: Request, settings: Settings) -> bool:
-    signature = req.headers.get(SIGNATURE_HEADER, "")
-    if not signature:
-        return False
-    sig_settings = req.headers.get(SIGNATURE_SETTINGS_HEADER)
-    secret = settings.twilio_auth_token
-    if sig_settings and settings.twilio_webhook_secret:
-        secret = settings.twilio_webhook_secret
-    url = public_url(req, settings)
-    params: Any
-    if "bodySHA256" in req.args:
-        # JSON body: Twilio signs the URL (which carries the body's hash) and no params; the
-        # hash must be computed over the raw bytes, before anything parses them.
-        params = req.get_data(cache=True).decode("utf-8", "replace")
-    else:
-        params = req.form
-    return RequestValidator(secret).validate(url, params, signature,
-                                             algorithm=get_signature_algorithm(sig_settings))
+class BearerTokens:
+    """Checks `Authorization: Bearer <token>` against RELAY_API_TOKENS."""
 
+    def __init__(self, tokens: tuple[str, ...]) -> None:
+        self._tokens = tuple(t.encode() for t in tokens)
 
-def twilio_signed(view: F) -> F:
-    """Reject (403) any request that does not carry a valid X-Twilio-Signature."""
+    def required(self, view: F) -> F:
+        """Reject (401) any request without one of the tokens as its bearer token."""
 
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        settings: Settings = current_app.config["SETTINGS"]
-        if not _signature_valid(request, settings):
-            raise Forbidden("The X-Twilio-Signature header is missing or does not match this "
-                            "request; check TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL.")
-        return view(*args, **kwargs)
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+            presented = token.strip().encode()
+            # Compare against every token (no early exit) so timing reveals nothing.
+            matches = [hmac.compare_digest(presented, t) for t in self._tokens]
+            if scheme.lower() != "bearer" or not presented or not any(matches):
+                raise Unauthorized("A valid bearer token is required: Authorization: Bearer "
+                                   "<one of RELAY_API_TOKENS>.")
+            return view(*args, **kwargs)
 
-    return cast(F, wrapper)
-
-
-def bearer_required(view: F) -> F:
-    """Reject (401) any request without one of RELAY_API_TOKENS as its bearer token."""
-
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        settings: Settings = current_app.config["SETTINGS"]
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        presented = token.strip().encode()
-        # Compare against every token (no early exit) so timing reveals nothing.
-        matches = [hmac.compare_digest(presented, t.encode()) for t in settings.relay_api_tokens]
-        if scheme.lower() != "bearer" or not presented or not any(matches):
-            raise Unauthorized("A valid bearer token is required: Authorization: Bearer <one "
-                               "of RELAY_API_TOKENS>.")
-        g.authenticated = True
-        return view(*args, **kwargs)
-
-    return cast(F, wrapper)
+        return cast(F, wrapper)

@@ -1,47 +1,78 @@
-"""Twilio-facing webhooks: the TwiML App's Voice URL and call-status callbacks."""
+"""Twilio-facing webhooks: the Voice URL, call-status callbacks and the SDK's messages."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+import logging
+from typing import Any
 
-from services.legs import LegEvent
-from services.store import Store
-from services.twiml import DialPlan, voice_response
-from web.forwarding import leg_recorded
-from web.observability import annotate
-from web.security import public_base, twilio_signed
+from flask import Blueprint, Response, request
 
-bp = Blueprint("twilio", __name__, url_prefix="/twilio")
+from config.settings import Settings
+from services.errors import Forbidden, InvalidJSON
+from services.forwarding.events import parse_message
+from services.forwarding.service import Forwarding
+from services.store.legs import LegStore
+from services.twilio.twiml import DialPlan, voice_response
+from services.use_cases.record_status import record_status
+from web.request_logs import annotate
+from web.security import PublicURLs, TwilioSignatures
 
-
-def _store() -> Store:
-    return current_app.extensions["callrelay.store"]
-
-
-def _record(params: dict[str, str]) -> None:
-    event = LegEvent.from_params(params)
-    leg = _store().apply(event)
-    annotate(parent_call_sid=leg.parent_sid, leg_status=leg.status, reported=event.status,
-             sdk=leg.is_sdk)
-    leg_recorded(event, leg)
+log = logging.getLogger("callrelay.webhooks")
+STATUS_PATH = "/twilio/status"
+MESSAGES_PATH = "/twilio/messages"
 
 
-@bp.post("/voice")
-@twilio_signed
-def voice() -> Response:
-    """The TwiML App's Voice URL: record the parent leg, answer with a <Dial>."""
-    params = request.form.to_dict()
-    _record(params)
-    settings = current_app.config["SETTINGS"]
-    status_url = public_base(request, settings) + "/twilio/status"
-    plan = DialPlan(status_callback_url=status_url, caller_id=settings.twilio_caller_id,
-                    inbound_client_identity=settings.inbound_client_identity)
-    return Response(voice_response(params, plan), mimetype="text/xml")
+def _message_params() -> dict[str, Any]:
+    if not request.is_json:
+        return request.form.to_dict()
+    # A JSON body is covered by the signature only through the bodySHA256 in the URL.
+    if "bodySHA256" not in request.args:
+        raise Forbidden("A JSON callback must carry bodySHA256 in its URL, as Twilio signs it.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidJSON("The body must be a JSON object.")
+    return body
 
 
-@bp.post("/status")
-@twilio_signed
-def status() -> Response:
-    """Status callbacks of parent and child legs; answered only once durably recorded."""
-    _record(request.form.to_dict())
-    return Response(status=204)
+def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: PublicURLs,
+                     legs: LegStore, forwarding: Forwarding | None) -> Blueprint:
+    """POST /twilio/voice, /twilio/status and /twilio/messages, behind Twilio's signature."""
+    bp = Blueprint("twilio", __name__)
+
+    def record(params: dict[str, str]) -> None:
+        recorded = record_status(legs, forwarding, params, urls.base(request) + MESSAGES_PATH)
+        leg = recorded.leg
+        annotate(parent_call_sid=leg.parent_sid, leg_status=leg.status,
+                 reported=recorded.event.status, sdk=leg.is_sdk)
+
+    @bp.post("/twilio/voice")
+    @signatures.required
+    def voice() -> Response:
+        """The TwiML App's Voice URL: record the parent leg, answer with a <Dial>."""
+        params = request.form.to_dict()
+        record(params)
+        plan = DialPlan(status_callback_url=urls.base(request) + STATUS_PATH,
+                        caller_id=settings.twilio_caller_id,
+                        inbound_client_identity=settings.inbound_client_identity)
+        return Response(voice_response(params, plan), mimetype="text/xml")
+
+    @bp.post(STATUS_PATH)
+    @signatures.required
+    def status() -> Response:
+        """Status callbacks of parent and child legs; answered only once durably recorded."""
+        record(request.form.to_dict())
+        return Response(status=204)
+
+    @bp.post(MESSAGES_PATH)
+    @signatures.required
+    def messages() -> Response:
+        """A message from a Voice SDK (subscription callback): answered once durably queued."""
+        msg = parse_message(_message_params())
+        if forwarding is None:
+            log.warning("sdk message dropped: FORWARD_URL is not set",
+                        extra={"call_sid": msg.call_sid, "message_sid": msg.sid})
+            return Response(status=204)
+        forwarding.message_received(msg, legs.get(msg.call_sid))
+        return Response(status=204)
+
+    return bp

@@ -11,7 +11,7 @@ from flask import Flask
 from app import create_app
 from config.settings import Settings
 from sandbox.twilio_mock import TwilioMock
-from services.forwarding import ForwardingOptions
+from services.forwarding.service import ForwardingOptions
 from tests.conftest import Relay, make_env
 from tests.forwarding.support import FAST, SECRET, Backend
 

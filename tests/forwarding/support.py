@@ -20,16 +20,16 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.test import TestResponse
 from werkzeug.wrappers import Request, Response
 
-from services.forwarder import Backoff, ForwardOptions
-from services.forwarding import ForwardingOptions
-from services.subscriber import SubscribeOptions
+from services.forwarding.delivery import Backoff, DeliveryOptions
+from services.forwarding.service import ForwardingOptions
+from services.forwarding.subscriptions import SubscriptionOptions
 from tests.conftest import ACCOUNT_SID, PUBLIC_BASE, sign
 
 SECRET = "whsec_" + base64.b64encode(b"callrelay-forwarding-test-secret").decode()
 FAST = ForwardingOptions(
-    delivery=ForwardOptions(backoff=Backoff(base_s=0.01, cap_s=0.05), lease_s=5.0,
+    delivery=DeliveryOptions(backoff=Backoff(base_s=0.01, cap_s=0.05), lease_s=5.0,
                             poll_s=0.05, timeout_s=2.0),
-    subscription=SubscribeOptions(attempts=3, delay_s=0.01))
+    subscription=SubscriptionOptions(attempts=3, delay_s=0.01))
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.outbox import ForwardingStore, OutboxEvent
-from services.redis_outbox import RedisOutbox
-from services.sqlite_outbox import SQLiteOutbox
+from services.store.outbox import ForwardingStore, OutboxEvent
+from services.store.redis.database import RedisDatabase
+from services.store.redis.outbox import RedisOutbox
+from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.outbox import SQLiteOutbox
 from tests.redis_support import redis_url
 
 OutboxFactory = Callable[..., ForwardingStore]
@@ -44,9 +46,9 @@ def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outb
     def factory(clock: Callable[[], float] = time.time) -> ForwardingStore:
         outbox: ForwardingStore
         if request.param == "sqlite":
-            outbox = SQLiteOutbox(str(tmp_path / "outbox.sqlite3"), clock)
+            outbox = SQLiteOutbox(SQLiteDatabase(str(tmp_path / "outbox.sqlite3")), clock)
         else:
-            outbox = RedisOutbox(url, clock, prefix=prefix)
+            outbox = RedisOutbox(RedisDatabase(url), clock, prefix=prefix)
         opened.append(outbox)
         return outbox
 
@@ -202,7 +204,7 @@ def test_claims_are_taken_once_until_released_or_expired(make_outbox):
 def test_every_redis_key_has_a_ttl(clock):
     url = redis_url()
     prefix = f"callrelay-test:{uuid.uuid4().hex}:"
-    outbox = RedisOutbox(url, clock, prefix=prefix)
+    outbox = RedisOutbox(RedisDatabase(url), clock, prefix=prefix)
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
         for e in (event("a1"), event("a2"), event("b1", "CA2")):

@@ -9,7 +9,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
-from services.metrics import observed, twilio_endpoint
+from services.observability.metrics import observed, twilio_endpoint
 from tests.conftest import ACCOUNT_SID
 
 

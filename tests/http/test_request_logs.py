@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from config.logs import JSONFormatter
-from config.redaction import RedactingFilter, mask_phone
 from sandbox.calls import sdk_calls_phone
+from services.observability.logs import JSONFormatter
+from services.observability.redaction import RedactingFilter, mask_phone
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
 
 

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.redis_store import RedisStore
-from services.sqlite_store import SQLiteStore
-from services.store import Retention, Store
+from services.legs.rules import Retention
+from services.store.legs import LegStore
+from services.store.redis.database import RedisDatabase
+from services.store.redis.legs import RedisStore
+from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.legs import SQLiteStore
 from tests.redis_support import redis_url
 
 
@@ -37,14 +40,14 @@ class StoreFactory:
 
     def __init__(self, kind: str, location: str, prefix: str = "") -> None:
         self.kind, self.location, self.prefix = kind, location, prefix
-        self.opened: list[Store] = []
+        self.opened: list[LegStore] = []
 
     @property
     def spec(self) -> tuple[str, str, str]:
         return (self.kind, self.location, self.prefix)
 
     def __call__(self, retention: Retention | None = None,
-                 clock: Callable[[], float] = time.time) -> Store:
+                 clock: Callable[[], float] = time.time) -> LegStore:
         store = open_spec(self.spec, retention or Retention(), clock)
         self.opened.append(store)
         return store
@@ -55,12 +58,12 @@ class StoreFactory:
 
 
 def open_spec(spec: tuple[str, str, str], retention: Retention,
-              clock: Callable[[], float] = time.time) -> Store:
+              clock: Callable[[], float] = time.time) -> LegStore:
     """A store from a StoreFactory.spec (also used by worker processes)."""
     kind, location, prefix = spec
     if kind == "sqlite":
-        return SQLiteStore(location, retention, clock)
-    return RedisStore(location, retention, clock, prefix=prefix)
+        return SQLiteStore(SQLiteDatabase(location), retention, clock)
+    return RedisStore(RedisDatabase(location), retention, clock, prefix=prefix)
 
 
 def unique_prefix() -> str:

@@ -18,10 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.errors import StoreUnavailable
-from services.legs import Leg, LegEvent, merge
-from services.redis_store import RedisStore
-from services.sqlite_store import SQLiteStore
-from services.store import Retention, Store
+from services.legs.model import Leg, LegEvent
+from services.legs.rules import Retention, merge
+from services.store.legs import LegStore
+from services.store.redis.database import RedisDatabase
+from services.store.redis.legs import RedisStore
+from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.legs import SQLiteStore
 from tests.redis_support import RedisServer, free_port
 
 if TYPE_CHECKING:
@@ -94,12 +97,12 @@ class Scenario:
         return fold(self.events)
 
 
-def apply_all(store: Store, events: Iterable[LegEvent]) -> None:
+def apply_all(store: LegStore, events: Iterable[LegEvent]) -> None:
     for e in events:
         store.apply(e)
 
 
-def check_state(store: Store, *scenarios: Scenario) -> None:
+def check_state(store: LegStore, *scenarios: Scenario) -> None:
     """The store holds what applying the scenarios in order gives, and its indexes agree."""
     for s in scenarios:
         for call_sid, leg in s.expected().items():
@@ -239,7 +242,7 @@ def test_live_calls_exclude_fully_ended_calls(make_store: StoreFactory) -> None:
 
 def test_ended_legs_are_forgotten_after_retention(make_store: StoreFactory,
                                                   clock: FakeClock) -> None:
-    store = make_store(Retention(ended_s=60, live_s=600), clock)
+    store = make_store(Retention(leg_retention_s=60, max_call_duration_s=600), clock)
     parent, child = sid(), sid()
     store.apply(ev(parent, "in-progress", from_="client:alice", direction="inbound"))
     store.apply(ev(child, "ringing", parent_sid=parent))
@@ -256,7 +259,7 @@ def test_ended_legs_are_forgotten_after_retention(make_store: StoreFactory,
 
 def test_live_legs_are_forgotten_without_updates(make_store: StoreFactory,
                                                  clock: FakeClock) -> None:
-    store = make_store(Retention(ended_s=60, live_s=600), clock)
+    store = make_store(Retention(leg_retention_s=60, max_call_duration_s=600), clock)
     leg = sid()
     store.apply(ev(leg, "ringing", from_="client:alice", direction="inbound"))
     clock.advance(599)
@@ -273,7 +276,7 @@ def test_live_legs_are_forgotten_without_updates(make_store: StoreFactory,
 
 
 def test_purge_keeps_retained_legs(make_store: StoreFactory, clock: FakeClock) -> None:
-    store = make_store(Retention(ended_s=60, live_s=600), clock)
+    store = make_store(Retention(leg_retention_s=60, max_call_duration_s=600), clock)
     gone_live, gone_ended, kept = sid(), sid(), sid()
     store.apply(ev(gone_live, "ringing"))
     store.apply(ev(gone_ended, "completed"))
@@ -354,7 +357,7 @@ def lockstep_chunks(n_legs: int, n: int) -> tuple[list[str], list[list[LegEvent]
     return sids, [[e for events in per_leg for e in events[i::n]] for i in range(n)]
 
 
-def check_lockstep(store: Store, sids: list[str]) -> None:
+def check_lockstep(store: LegStore, sids: list[str]) -> None:
     for k, leg_sid in enumerate(sids):
         leg = store.get(leg_sid)
         assert leg is not None
@@ -389,8 +392,8 @@ def run_threads(target: Callable[[list[LegEvent]], None], chunks: list[list[LegE
 def _process_worker(spec: tuple[str, str, str], events: list[LegEvent], barrier: Any) -> None:
     """Runs in a spawned process: open the registry afresh and apply events."""
     kind, location, prefix = spec
-    store: Store = (SQLiteStore(location, Retention()) if kind == "sqlite"
-                    else RedisStore(location, Retention(), prefix=prefix))
+    store: LegStore = (SQLiteStore(SQLiteDatabase(location), Retention()) if kind == "sqlite"
+                    else RedisStore(RedisDatabase(location), Retention(), prefix=prefix))
     store.ping()  # connect before the start line, so the workers really start together
     barrier.wait(timeout=60)
     apply_all(store, events)
@@ -460,7 +463,7 @@ def assert_every_key_expires(client: redis.Redis, prefix: str) -> None:
                 assert ttl >= leg_ttl - 50, (key, member)
 
 
-def redis_scenario(store: Store, clock: FakeClock) -> None:
+def redis_scenario(store: LegStore, clock: FakeClock) -> None:
     scenario = Scenario()
     apply_all(store, scenario.events)
     clock.advance(120)  # the ended legs run out (ended_s=60)...
@@ -478,7 +481,7 @@ def redis_scenario(store: Store, clock: FakeClock) -> None:
 def test_redis_never_holds_a_key_without_ttl(redis_factory: StoreFactory,
                                              redis_client: redis.Redis, clock: FakeClock,
                                              expire_gt: bool) -> None:
-    store = redis_factory(Retention(ended_s=60, live_s=600), clock)
+    store = redis_factory(Retention(leg_retention_s=60, max_call_duration_s=600), clock)
     assert isinstance(store, RedisStore)
     store.ping()
     if not expire_gt:  # as on Redis < 7, which lacks EXPIRE NX/GT
@@ -506,14 +509,14 @@ def test_redis_store_survives_a_fork(redis_factory: StoreFactory) -> None:
     assert [leg.call_sid for leg in store.call_legs(parent_leg)] == [parent_leg, child_leg]
 
 
-def redis_calls(store: Store) -> list[Callable[[], object]]:
+def redis_calls(store: LegStore) -> list[Callable[[], object]]:
     leg = sid()
     return [lambda: store.apply(ev(leg, "ringing")), lambda: store.get(leg), store.ping,
             lambda: store.call_legs(leg), lambda: store.live_sdk_legs("alice"),
             store.live_calls, store.purge]
 
 
-def assert_unavailable_quickly(store: Store, within_s: float = 2.5) -> None:
+def assert_unavailable_quickly(store: LegStore, within_s: float = 2.5) -> None:
     for call in redis_calls(store):
         started = time.monotonic()
         with pytest.raises(StoreUnavailable) as caught:
@@ -523,14 +526,14 @@ def assert_unavailable_quickly(store: Store, within_s: float = 2.5) -> None:
 
 
 def test_redis_outage_raises_store_unavailable_quickly() -> None:
-    store = RedisStore(f"redis://:s3cret@127.0.0.1:{free_port()}/0", Retention())
+    store = RedisStore(RedisDatabase(f"redis://:s3cret@127.0.0.1:{free_port()}/0"), Retention())
     assert_unavailable_quickly(store, within_s=1.0)
     store.close()
 
 
 def test_redis_that_hangs_times_out() -> None:
     with socket_that_never_answers() as port:
-        store = RedisStore(f"redis://:s3cret@127.0.0.1:{port}/0", Retention())
+        store = RedisStore(RedisDatabase(f"redis://:s3cret@127.0.0.1:{port}/0"), Retention())
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             store.ping()
@@ -550,7 +553,7 @@ def socket_that_never_answers() -> Iterator[int]:
 @pytest.mark.redis
 def test_redis_store_recovers_when_redis_comes_back() -> None:
     server = RedisServer(free_port()).start()
-    store = RedisStore(server.url, Retention(), prefix="callrelay-recovery:")
+    store = RedisStore(RedisDatabase(server.url), Retention(), prefix="callrelay-recovery:")
     try:
         before = sid()
         store.apply(ev(before, "ringing"))

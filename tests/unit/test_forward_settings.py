@@ -16,15 +16,15 @@ FORWARD = {**BASE, "FORWARD_URL": "https://backend.example.com/hooks/", "FORWARD
 
 def test_forwarding_is_off_by_default():
     s = Settings.from_env(BASE)
-    assert (s.forward_url, s.forward_secret, s.subscribe_messages) == (None, None, False)
-    assert s.forward_events == frozenset({"messages"}) and s.forward_max_attempts == 10
+    assert (s.forwarding.url, s.forwarding.secret, s.forwarding.subscribe_messages) == (None, None, False)
+    assert s.forwarding.events == frozenset({"messages"}) and s.forwarding.max_attempts == 10
 
 
 def test_forward_url_turns_forwarding_and_subscriptions_on():
     s = Settings.from_env(FORWARD)
-    assert s.forward_url == "https://backend.example.com/hooks"
-    assert s.forward_secret == SECRET and s.subscribe_messages
-    Webhook(s.forward_secret)  # the standardwebhooks library takes it as it is
+    assert s.forwarding.url == "https://backend.example.com/hooks"
+    assert s.forwarding.secret == SECRET and s.forwarding.subscribe_messages
+    Webhook(s.forwarding.secret)  # the standardwebhooks library takes it as it is
 
 
 def test_secret_stays_out_of_repr():
@@ -35,7 +35,7 @@ def test_secret_stays_out_of_repr():
 def test_unpadded_base64_secret_is_accepted():
     unpadded = SECRET.rstrip("=")
     assert unpadded != SECRET
-    assert Settings.from_env({**FORWARD, "FORWARD_SECRET": unpadded}).forward_secret == unpadded
+    assert Settings.from_env({**FORWARD, "FORWARD_SECRET": unpadded}).forwarding.secret == unpadded
 
 
 def test_forward_secret_is_required_with_forward_url():
@@ -74,11 +74,11 @@ def test_secret_value_is_never_in_the_error():
     (" legs , messages ", {"messages", "legs"}), ("", {"messages"}),
 ])
 def test_forward_events(value, expected):
-    assert Settings.from_env({**FORWARD, "FORWARD_EVENTS": value}).forward_events == expected
+    assert Settings.from_env({**FORWARD, "FORWARD_EVENTS": value}).forwarding.events == expected
 
 
 def test_max_attempts():
-    assert Settings.from_env({**FORWARD, "FORWARD_MAX_ATTEMPTS": "3"}).forward_max_attempts == 3
+    assert Settings.from_env({**FORWARD, "FORWARD_MAX_ATTEMPTS": "3"}).forwarding.max_attempts == 3
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -87,14 +87,14 @@ def test_max_attempts():
 ])
 def test_subscribe_messages_overrides_the_default(value, expected):
     s = Settings.from_env({**FORWARD, "SUBSCRIBE_MESSAGES": value})
-    assert s.subscribe_messages is expected
+    assert s.forwarding.subscribe_messages is expected
 
 
 def test_no_subscription_by_default_when_messages_are_not_forwarded():
-    assert not Settings.from_env({**FORWARD, "FORWARD_EVENTS": "legs"}).subscribe_messages
+    assert not Settings.from_env({**FORWARD, "FORWARD_EVENTS": "legs"}).forwarding.subscribe_messages
 
 
 def test_subscribe_messages_on_needs_forward_url():
     with pytest.raises(ConfigError, match=r"^SUBSCRIBE_MESSAGES is on but FORWARD_URL"):
         Settings.from_env({**BASE, "SUBSCRIBE_MESSAGES": "on"})
-    assert not Settings.from_env({**BASE, "SUBSCRIBE_MESSAGES": "off"}).subscribe_messages
+    assert not Settings.from_env({**BASE, "SUBSCRIBE_MESSAGES": "off"}).forwarding.subscribe_messages

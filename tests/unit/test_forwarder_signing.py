@@ -8,9 +8,9 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.events import SdkMessage, leg_event, message_event
-from services.forwarder import Backoff, ForwardOptions, signed_headers
-from services.legs import Leg
+from services.forwarding.delivery import Backoff, DeliveryOptions, signed_headers
+from services.forwarding.events import SdkMessage, leg_event, message_event
+from services.legs.model import Leg
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 PARENT, CHILD = "CA" + "1" * 32, "CA" + "2" * 32
@@ -44,7 +44,7 @@ def test_backoff_doubles_within_jitter_and_is_capped():
 
 
 def test_default_attempts_span_roughly_an_hour():
-    options = ForwardOptions()
+    options = DeliveryOptions()
     waits = [min(options.backoff.cap_s, options.backoff.base_s * 2 ** (n - 1))
              for n in range(1, options.max_attempts)]
     assert 45 * 60 <= sum(waits) <= 75 * 60  # the most it waits; jitter takes up to half off

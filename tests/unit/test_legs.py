@@ -3,7 +3,8 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.legs import Leg, LegEvent, client_identity, merge
+from services.legs.model import Leg, LegEvent, client_identity
+from services.legs.rules import merge
 
 PARENT = "CA" + "1" * 32
 CHILD = "CA" + "2" * 32

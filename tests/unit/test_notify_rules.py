@@ -11,8 +11,8 @@ from services.errors import (
     NoSuchLeg,
     ValidationFailed,
 )
-from services.legs import Leg
-from services.notify import parse_request, resolve_call_target, serialize_content
+from services.legs.model import Leg
+from services.use_cases.notify import parse_request, resolve_call_target, serialize_content
 
 PARENT = "CA" + "a" * 32
 CHILD = "CA" + "b" * 32

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config.settings import Settings
-from services.twilio_gateway import POOL_SIZE, TwilioRestGateway
+from services.twilio.rest import POOL_SIZE, TwilioRestGateway
 from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
 
 

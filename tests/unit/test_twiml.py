@@ -2,7 +2,7 @@
 
 import xml.etree.ElementTree as ET
 
-from services.twiml import STATUS_EVENTS, DialPlan, voice_response
+from services.twilio.twiml import STATUS_EVENTS, DialPlan, voice_response
 
 PLAN = DialPlan(status_callback_url="https://relay.example.com/twilio/status",
                 caller_id="+15550001111", inbound_client_identity="frontdesk")

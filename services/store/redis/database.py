@@ -16,10 +16,9 @@ from services.errors import StoreUnavailable
 class RedisDatabase:
     """A Redis URL: a client and pool per process (sockets must not cross a fork), and errors."""
 
-    def __init__(self, url: str, what: str) -> None:
+    def __init__(self, url: str) -> None:
         redis.connection.parse_url(url)  # a malformed URL fails here, not on the first call
         self._url = url  # never logged nor put in a message: it may hold a password
-        self.what = what  # names the data in error messages: "call registry", "outbox"
         self._clients: dict[int, redis.Redis] = {}
 
     def client(self) -> redis.Redis:
@@ -46,7 +45,7 @@ class RedisDatabase:
             yield
         except redis.RedisError as exc:
             name = exc.__class__.__name__
-            raise StoreUnavailable(f"The {self.what} (Redis) failed: {name}.") from exc
+            raise StoreUnavailable(f"The store (Redis) failed: {name}.") from exc
 
     def close(self) -> None:
         """Disconnect this process's pool; the next call builds a new one."""

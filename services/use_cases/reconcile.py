@@ -6,9 +6,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from services.legs import Leg
-from services.store import Store
-from services.twilio_gateway import TwilioGateway
+from services.legs.model import Leg
+from services.store.legs import LegStore
+from services.twilio.port import TwilioGateway
 
 # How long an answer from Twilio stands before the same SID may be looked up again.
 CACHE_S = 10.0
@@ -17,7 +17,7 @@ CACHE_S = 10.0
 class Reconciler:
     """Looks unknown calls up at Twilio: one lookup per SID at a time, answers cached briefly."""
 
-    def __init__(self, store: Store, twilio: TwilioGateway,
+    def __init__(self, store: LegStore, twilio: TwilioGateway,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.twilio = twilio

@@ -1,4 +1,4 @@
-"""Per-request JSON log lines with a request id, log redaction, and HTTP-boundary metrics."""
+"""One JSON log line per request, with a request id, and the HTTP-boundary metrics."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, g, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
-from config.redaction import redacting_filter
-from config.settings import Settings
-from services.legs import is_call_sid
-from services.metrics import Metrics
-from web import metrics_view
+from services.legs.model import is_call_sid
+from services.observability.metrics import Metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Heroku's router sends a UUID, other proxies similar tokens; anything else is replaced, so that
@@ -36,20 +33,18 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def register_observability(app: Flask, settings: Settings) -> None:
-    """Metrics and /metrics, request ids and request logs, and redaction of the app's logs."""
-    app.extensions["callrelay.metrics"] = Metrics()
-    for handler in logging.getLogger().handlers:
-        if getattr(handler, "_callrelay", False):  # the stdout handler of config/logs.py
-            redacting_filter(handler).add_secrets(
-                settings.twilio_auth_token, settings.twilio_api_secret,
-                settings.twilio_webhook_secret, settings.forward_secret,
-                *settings.relay_api_tokens)
-            if not any(isinstance(f, RequestIdFilter) for f in handler.filters):
-                handler.addFilter(RequestIdFilter())
+def register_request_logs(app: Flask, metrics: Metrics) -> None:
+    """A request id, one JSON log line and the HTTP metrics for every request."""
     app.before_request(_start)
-    app.after_request(_finish)
-    app.register_blueprint(metrics_view.bp)
+    app.after_request(lambda response: _finish(response, metrics))
+
+
+def install_request_ids() -> None:
+    """Add the request id to every record the stdout handler writes while serving a request."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_callrelay", False) and \
+                not any(isinstance(f, RequestIdFilter) for f in handler.filters):
+            handler.addFilter(RequestIdFilter())
 
 
 def annotate(**fields: Any) -> None:
@@ -63,14 +58,13 @@ def _start() -> None:
     g.request_id = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
 
 
-def _finish(response: Response) -> Response:
+def _finish(response: Response, metrics: Metrics) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers[REQUEST_ID_HEADER] = request_id
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
     status = response.status_code
     error = _error(response)
-    metrics: Metrics = current_app.extensions["callrelay.metrics"]
     metrics.request(route, request.method, status, seconds)
     if route.startswith("/twilio/"):
         metrics.webhook(route, status)

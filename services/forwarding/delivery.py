@@ -17,7 +17,7 @@ import requests
 from standardwebhooks import Webhook
 
 from services.errors import StoreUnavailable
-from services.outbox import Outbox, OutboxEvent
+from services.store.outbox import Outbox, OutboxEvent
 
 log = logging.getLogger("callrelay.forwarder")
 
@@ -36,7 +36,7 @@ class Backoff:
 
 
 @dataclass(frozen=True)
-class ForwardOptions:
+class DeliveryOptions:
     """Timings of delivery; the defaults spread 10 attempts over roughly an hour."""
 
     backoff: Backoff = field(default_factory=Backoff)
@@ -58,10 +58,10 @@ class Forwarder:
     """One delivery thread per process: claims due events, posts them, acks or backs off."""
 
     def __init__(self, outbox: Outbox, url: str, secret: str,
-                 options: ForwardOptions | None = None, *,
+                 options: DeliveryOptions | None = None, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.outbox, self.url, self._secret = outbox, url, secret
-        self.options = options or ForwardOptions()
+        self.options = options or DeliveryOptions()
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()

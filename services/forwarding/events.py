@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.errors import ValidationFailed
-from services.legs import Leg, is_call_sid
-from services.outbox import OutboxEvent
+from services.legs.model import Leg, is_call_sid
+from services.store.outbox import OutboxEvent
 
 MESSAGE_SID_RE = re.compile(r"^KX[0-9a-fA-F]{32}$")
 MESSAGE_EVENT = "call.message"

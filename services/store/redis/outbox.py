@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from services.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
-from services.redis_db import RedisDatabase
-from services.redis_outbox_scripts import ACK, BURY, CLAIM, ENQUEUE, RETRY, REVIVE
+from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.store.redis.database import RedisDatabase
+from services.store.redis.outbox_scripts import ACK, BURY, CLAIM, ENQUEUE, RETRY, REVIVE
 
 TTL_MS = math.ceil(DEAD_S * 1000)
 
@@ -25,9 +25,9 @@ TTL_MS = math.ceil(DEAD_S * 1000)
 class RedisOutbox:
     """Outbox and claims in Redis, shared by every callrelay instance."""
 
-    def __init__(self, url: str, clock: Callable[[], float] = time.time, *,
+    def __init__(self, db: RedisDatabase, clock: Callable[[], float] = time.time, *,
                  prefix: str = "callrelay:") -> None:
-        self.db = RedisDatabase(url, "outbox")
+        self.db = db
         self.clock = clock
         self.prefix = prefix
         self._due, self._dead = f"{prefix}ob:due", f"{prefix}ob:dead"

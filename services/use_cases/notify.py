@@ -16,10 +16,10 @@ from services.errors import (
     NoSuchLeg,
     ValidationFailed,
 )
-from services.legs import Leg, is_call_sid
-from services.reconcile import Reconciler
-from services.store import Store
-from services.twilio_gateway import SentMessage, TwilioGateway
+from services.legs.model import Leg, is_call_sid
+from services.store.legs import LegStore
+from services.twilio.port import SentMessage, TwilioGateway
+from services.use_cases.reconcile import Reconciler
 
 MAX_CONTENT_CHARS = 10_000  # Twilio's limit (warning 32703)
 MAX_IDEMPOTENCY_KEY_CHARS = 255
@@ -132,7 +132,7 @@ def resolve_call_target(legs: list[Leg], given: Leg, leg: str) -> Leg:
 class Notifier:
     """Delivers /notify requests: looks legs up in the store (then Twilio), sends through Twilio."""
 
-    def __init__(self, store: Store, twilio: TwilioGateway, deadline_s: float = 15.0) -> None:
+    def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0) -> None:
         self.store = store
         self.twilio = twilio
         self.deadline_s = deadline_s

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 
-from config.logs import STANDARD_ATTRS
+from services.observability.logs import STANDARD_ATTRS
 
 # E.164 numbers, alone or inside addresses such as sip:+15005550006@example.com.
 PHONE_RE = re.compile(r"\+\d{7,15}(?!\d)")
@@ -65,3 +65,10 @@ def redacting_filter(handler: logging.Handler) -> RedactingFilter:
     installed = RedactingFilter()
     handler.addFilter(installed)
     return installed
+
+
+def redact_in_logs(*secrets: str | None) -> None:
+    """Never let these values reach callrelay's stdout handler; mask phone numbers there too."""
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_callrelay", False):  # the handler configure_logging installs
+            redacting_filter(handler).add_secrets(*secrets)

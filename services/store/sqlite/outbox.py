@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from services.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
-from services.sqlite_db import SQLiteDatabase
+from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.store.sqlite.database import SQLiteDatabase
 
 # `due_at` is when the row may next be claimed: now for a new event, the end of the lease
 # while a worker delivers it, the backoff's end after a failure. `state` is pending, done
@@ -35,8 +35,9 @@ PURGE_EVERY_S = 60.0
 class SQLiteOutbox:
     """Outbox and claims in one SQLite file, one connection per thread."""
 
-    def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
-        self.db = SQLiteDatabase(path, "outbox", SCHEMA)
+    def __init__(self, db: SQLiteDatabase, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        db.ensure_schema(SCHEMA)
         self.clock = clock
         self._last_purge = 0.0
 

@@ -96,16 +96,3 @@ class Claims(Protocol):
 
 class ForwardingStore(Outbox, Claims, Protocol):
     """What forwarding needs from storage: the outbox and the claims."""
-
-
-def open_outbox(url: str) -> ForwardingStore:
-    """The adapter for the store URL (`sqlite:///path` or `redis://…`), beside the leg store."""
-    if url.startswith("sqlite:///"):
-        from services.sqlite_outbox import SQLiteOutbox
-
-        return SQLiteOutbox(url.removeprefix("sqlite:///"))
-    if url.startswith(("redis://", "rediss://", "unix://")):
-        from services.redis_outbox import RedisOutbox
-
-        return RedisOutbox(url)
-    raise ValueError(f"unsupported store URL scheme: {url.split(':', 1)[0]}")

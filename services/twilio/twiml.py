@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from services.legs import client_identity
+from services.legs.model import client_identity
 
 PHONE_RE = re.compile(r"^\+?[0-9][0-9\-\s().]{1,30}$")
 # A space-separated string: a Python list renders wrongly in the TwiML builder.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from services.events import SdkMessage, leg_event, message_event
-from services.forwarder import Forwarder, ForwardOptions
-from services.legs import Leg, LegEvent
-from services.outbox import DeadEvent, ForwardingStore
-from services.subscriber import SubscribeOptions, Subscriber
+from services.forwarding.delivery import DeliveryOptions, Forwarder
+from services.forwarding.events import SdkMessage, leg_event, message_event
+from services.forwarding.subscriptions import Subscriber, SubscriptionOptions
+from services.legs.model import Leg, LegEvent
+from services.store.outbox import DeadEvent, ForwardingStore
 
 log = logging.getLogger("callrelay.forwarding")
 
@@ -18,8 +18,8 @@ log = logging.getLogger("callrelay.forwarding")
 class ForwardingOptions:
     """Timings of delivery and of subscriptions (tests shorten them)."""
 
-    delivery: ForwardOptions = field(default_factory=ForwardOptions)
-    subscription: SubscribeOptions = field(default_factory=SubscribeOptions)
+    delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
+    subscription: SubscriptionOptions = field(default_factory=SubscriptionOptions)
 
 
 class Forwarding:

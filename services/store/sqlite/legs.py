@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from services.legs import Leg, LegEvent, call_order, expires_at, merge
-from services.sqlite_db import SQLiteDatabase
-from services.store import Retention
+from services.legs.model import Leg, LegEvent
+from services.legs.rules import Retention, call_order, expires_at, merge
+from services.store.sqlite.database import SQLiteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS legs (
@@ -49,11 +49,12 @@ def _leg(row: tuple) -> Leg:
 
 
 class SQLiteStore:
-    """Legs in one SQLite file, in WAL mode, one connection per thread."""
+    """Legs in one SQLite file, in WAL mode, shared by every worker of the machine."""
 
-    def __init__(self, path: str, retention: Retention,
+    def __init__(self, db: SQLiteDatabase, retention: Retention,
                  clock: Callable[[], float] = time.time) -> None:
-        self.db = SQLiteDatabase(path, "call registry", SCHEMA)
+        self.db = db
+        db.ensure_schema(SCHEMA)
         self.retention = retention
         self.clock = clock
         self._last_purge = 0.0
@@ -76,7 +77,7 @@ class SQLiteStore:
                 db.execute(UPSERT, (
                     leg.call_sid, leg.parent_sid, leg.account_sid, leg.from_, leg.to,
                     leg.direction, leg.status, leg.identity, leg.updated_at, leg.ended_at,
-                    expires_at(leg, self.retention.ended_s, self.retention.live_s)))
+                    expires_at(leg, self.retention)))
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
         return leg
@@ -124,5 +125,5 @@ class SQLiteStore:
         self.db.read("SELECT 1 FROM legs LIMIT 1")
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close the database's idle connections."""
         self.db.close()

@@ -19,9 +19,9 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 
 from services.errors import StoreUnavailable
-from services.legs import Leg, LegEvent, call_order, expires_at, merge
-from services.redis_db import RedisDatabase
-from services.store import Retention
+from services.legs.model import Leg, LegEvent
+from services.legs.rules import Retention, call_order, expires_at, merge
+from services.store.redis.database import RedisDatabase
 
 WATCH_ATTEMPTS = 50
 PAGE = 500
@@ -47,9 +47,9 @@ def _leg(fields: Mapping[str, str], now: float) -> Leg | None:
 class RedisStore:
     """Legs in Redis; updates are WATCH/MULTI transactions around the pure `merge`."""
 
-    def __init__(self, url: str, retention: Retention,
+    def __init__(self, db: RedisDatabase, retention: Retention,
                  clock: Callable[[], float] = time.time, *, prefix: str = "callrelay:") -> None:
-        self.db = RedisDatabase(url, "call registry")
+        self.db = db
         self.retention = retention
         self.clock = clock
         self.prefix = prefix
@@ -96,7 +96,7 @@ class RedisStore:
         leg = merge(current, event, now)
         if leg is current:
             return leg
-        expiry = expires_at(leg, self.retention.ended_s, self.retention.live_s)
+        expiry = expires_at(leg, self.retention)
         ttl_ms = max(1, math.ceil((expiry - now) * 1000))
         fields: dict[Any, str] = {"call_sid": leg.call_sid, "status": leg.status,
                   "updated_at": repr(leg.updated_at), "expires_at": repr(expiry)}
@@ -121,7 +121,7 @@ class RedisStore:
                 pipe.pexpire(ikey, ttl_ms, gt=True)
             else:
                 # Without GT: no member can outlive the longest retention from now.
-                horizon = max(self.retention.live_s, self.retention.ended_s)
+                horizon = max(self.retention.max_call_duration_s, self.retention.leg_retention_s)
                 pipe.pexpire(ikey, math.ceil(horizon * 1000) + 1000)
 
         # A leg stored before (even one past its retention) may have sat in other sets.

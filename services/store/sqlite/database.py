@@ -1,4 +1,4 @@
-"""One SQLite file shared by the SQLite adapters: WAL mode, a connection per thread, one writer."""
+"""One SQLite file shared by the SQLite adapters: WAL mode, one writer and a few readers."""
 
 from __future__ import annotations
 
@@ -29,16 +29,18 @@ def _write_lock(path: str) -> threading.Lock:
 
 
 class SQLiteDatabase:
-    """A SQLite file: schema on open, one writer connection and a few readers per process."""
+    """A SQLite file: one writer connection and a few readers per process, shared by adapters."""
 
-    def __init__(self, path: str, what: str, schema: str, readers: int = READERS) -> None:
+    def __init__(self, path: str, readers: int = READERS) -> None:
         self.path = path
-        self.what = what  # names the data in error messages: "call registry", "outbox"
         self._lock = _write_lock(path)
         self._readers = readers
         self._reset()
         if path != ":memory:" and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
+
+    def ensure_schema(self, schema: str) -> None:
+        """Create an adapter's tables and indexes unless they exist (idempotent)."""
         with self._lock, self.errors():
             self._writer_connection().executescript(schema)
 
@@ -76,13 +78,13 @@ class SQLiteDatabase:
             yield
         except sqlite3.Error as exc:
             name = exc.__class__.__name__
-            raise StoreUnavailable(f"The {self.what} (SQLite) failed: {name}.") from exc
+            raise StoreUnavailable(f"The store (SQLite) failed: {name}.") from exc
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction, committed when the block ends and rolled back if it raises."""
         if not self._lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise StoreUnavailable(f"The {self.what} (SQLite) is busy; retry shortly.")
+            raise StoreUnavailable("The store (SQLite) is busy; retry shortly.")
         try:
             with self.errors():
                 db = self._writer_connection()
@@ -104,7 +106,7 @@ class SQLiteDatabase:
             self._reset()
         slots = self._slots
         if not slots.acquire(timeout=BUSY_TIMEOUT_S):
-            raise StoreUnavailable(f"The {self.what} (SQLite) is busy; retry shortly.")
+            raise StoreUnavailable("The store (SQLite) is busy; retry shortly.")
         try:
             with self._guard:
                 db = self._idle.pop() if self._idle else None

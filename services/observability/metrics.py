@@ -22,8 +22,12 @@ from prometheus_client import (
     generate_latest,
     values,
 )
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+
+from services.errors import RelayError
+from services.store.legs import LegStore
 
 # The classic text format every Prometheus version reads (what generate_latest writes).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -140,3 +144,29 @@ class Metrics:
         scraped = CollectorRegistry()
         scraped.register(_Fixed(computed))  # type: ignore[arg-type]
         return generate_latest(registry) + generate_latest(scraped)
+
+
+# Bounds the work of one scrape; beyond it the gauges say "at least".
+MAX_CALLS_COUNTED = 1000
+
+
+def store_gauges(store: LegStore) -> list[GaugeMetricFamily]:
+    """Gauges computed from the shared store at scrape time, the same whichever worker answers."""
+    up = GaugeMetricFamily("callrelay_store_up", "1 when the leg store answered this scrape.")
+    try:
+        calls = store.live_calls(limit=MAX_CALLS_COUNTED)
+    except RelayError:
+        up.add_metric([], 0)
+        return [up]
+    up.add_metric([], 1)
+    live = [leg for legs in calls for leg in legs if leg.is_live]
+    legs = GaugeMetricFamily(
+        "callrelay_live_legs", "Call legs ringing or in-progress (Twilio accepts messages for "
+        f"them), by whether a Voice SDK client sits on them; counted over at most "
+        f"{MAX_CALLS_COUNTED} calls.", labels=["sdk"])
+    sdk = sum(1 for leg in live if leg.is_sdk)
+    legs.add_metric(["true"], sdk)
+    legs.add_metric(["false"], len(live) - sdk)
+    open_calls = GaugeMetricFamily(
+        "callrelay_open_calls", "Calls with a leg that has not ended.", value=len(calls))
+    return [up, legs, open_calls]

@@ -9,15 +9,15 @@ import threading
 from dataclasses import dataclass
 
 from services.errors import RelayError, TwilioRefused
-from services.legs import Leg
-from services.outbox import Claims
-from services.twilio_gateway import TwilioGateway
+from services.legs.model import Leg
+from services.store.outbox import Claims
+from services.twilio.port import TwilioGateway
 
 log = logging.getLogger("callrelay.subscriber")
 
 
 @dataclass(frozen=True)
-class SubscribeOptions:
+class SubscriptionOptions:
     """Retries of a subscription, and how long its claim is held."""
 
     attempts: int = 3
@@ -42,9 +42,9 @@ class Subscriber:
     """Claims a leg durably in the webhook, then subscribes it on a background thread."""
 
     def __init__(self, claims: Claims, twilio: TwilioGateway,
-                 options: SubscribeOptions | None = None) -> None:
+                 options: SubscriptionOptions | None = None) -> None:
         self.claims, self.twilio = claims, twilio
-        self.options = options or SubscribeOptions()
+        self.options = options or SubscriptionOptions()
         self._jobs: queue.Queue[tuple[str, str]] = queue.Queue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None

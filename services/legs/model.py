@@ -1,10 +1,10 @@
-"""Call legs and the rules that govern them: status order, liveness, which leg is the SDK's."""
+"""Call legs as Twilio reports them: statuses, SIDs, client identities, legs and leg events."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from services.errors import ValidationFailed
@@ -133,57 +133,3 @@ class Leg:
             "to": self.to,
             "direction": self.direction,
         }
-
-
-def sdk_identity(leg: Leg) -> str | None:
-    """The Voice SDK client on a leg: whoever sits at the far end of the leg from Twilio.
-
-    On an inbound leg (a device called out) that is `From`; on an outbound leg (`<Dial>`
-    children, REST-created calls) it is `To`. Without a direction: the parent's `From`, a
-    child's `To`.
-    """
-    inbound = leg.direction == "inbound" if leg.direction else leg.is_parent
-    return client_identity(leg.from_ if inbound else leg.to)
-
-
-def merge(current: Leg | None, event: LegEvent, now: float) -> Leg:
-    """Fold an event into a leg: status only moves forward, a terminal status is final.
-
-    Attributes already known are kept and missing ones filled in, so the result does not
-    depend on the order or repetition of the events. An event that adds nothing returns
-    `current` itself.
-    """
-    base = current or Leg(call_sid=event.call_sid, status=event.status)
-    if base.is_ended or STATUS_RANK[event.status] <= STATUS_RANK[base.status]:
-        status = base.status
-    else:
-        status = event.status
-    filled = replace(
-        base,
-        status=status,
-        parent_sid=base.parent_sid or event.parent_sid,
-        account_sid=base.account_sid or event.account_sid,
-        from_=base.from_ or event.from_,
-        to=base.to or event.to,
-        direction=base.direction or event.direction,
-    )
-    filled = replace(filled, identity=sdk_identity(filled))
-    if filled == current:
-        return current
-    return replace(
-        filled,
-        updated_at=now,
-        ended_at=base.ended_at or (now if status in TERMINAL else None),
-    )
-
-
-def call_order(leg: Leg) -> tuple[bool, float, str]:
-    """Sort key of a call's legs: the parent, then the children, oldest first."""
-    return (not leg.is_parent, leg.updated_at, leg.call_sid)
-
-
-def expires_at(leg: Leg, retention_s: float, max_call_s: float) -> float:
-    """When the store may forget a leg: retention after it ended, else after the longest call."""
-    if leg.ended_at is not None:
-        return leg.ended_at + retention_s
-    return leg.updated_at + max_call_s

@@ -1,0 +1,1 @@
+"""Forwarding SDK messages and leg updates to backends: events, delivery, subscriptions."""

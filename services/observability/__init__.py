@@ -1,0 +1,1 @@
+"""Logs, their redaction, and Prometheus metrics."""

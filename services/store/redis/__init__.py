@@ -1,0 +1,1 @@
+"""Redis adapters: one server shared by several instances."""

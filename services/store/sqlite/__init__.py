@@ -1,0 +1,1 @@
+"""SQLite adapters: one file on one machine, shared by every worker."""

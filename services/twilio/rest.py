@@ -1,0 +1,135 @@
+"""The Twilio REST adapter: the only module that talks to twilio.rest."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+from twilio.rest.api.v2010.account.call import CallInstance
+
+from config.settings import Settings
+from services.legs.model import STATUS_RANK, LegEvent
+from services.observability.metrics import TwilioObserver, observed
+from services.twilio.port import SentMessage
+from services.twilio.retries import Retrier, RetryPolicy
+
+# Idle connections kept to Twilio per worker: at least gunicorn's threads (GUNICORN_THREADS).
+POOL_SIZE = 64
+
+
+class _DeadlineHttpClient(TwilioHttpClient):
+    """TwilioHttpClient whose timeout can be shortened per thread to fit a request's deadline."""
+
+    def __init__(self, timeout: float, observer: TwilioObserver | None = None) -> None:
+        super().__init__(timeout=timeout)
+        self._local = threading.local()
+        self.observer = observer
+
+    def set_attempt_timeout(self, seconds: float | None) -> None:
+        self._local.timeout = seconds
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = getattr(self._local, "timeout", None) or self.timeout
+        return observed(self.observer, method, url,
+                        lambda: TwilioHttpClient.request(self, method, url, *args, **kwargs))
+
+
+def _tune_session(session: requests.Session | None, base_url: str) -> None:
+    """Keep a connection per thread to Twilio, and read the proxy variables once, not per call."""
+    if session is None:
+        return
+    # The SDK pools min(32, cores + 4) https connections: with more threads than that, every
+    # call beyond the pool opened a connection (a TLS handshake) and closed it after use.
+    adapter = HTTPAdapter(pool_maxsize=POOL_SIZE)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # requests scans all of os.environ for proxy and CA-bundle variables on every call; a
+    # worker's environment does not change, so resolve them once for Twilio's host.
+    resolved = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.trust_env = False
+    session.proxies.update(resolved["proxies"])
+    session.verify = resolved["verify"]
+
+
+class TwilioRestGateway:
+    """TwilioGateway over the official SDK, with an explicit timeout and bounded retries."""
+
+    def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep,
+                 observer: TwilioObserver | None = None) -> None:
+        username, password = settings.rest_credentials
+        self.policy = RetryPolicy(deadline_s=settings.notify_deadline_s,
+                                  attempt_timeout_s=settings.twilio_timeout_s)
+        self.http = _DeadlineHttpClient(timeout=settings.twilio_timeout_s, observer=observer)
+        self.retrier = Retrier(self.policy, self.http.set_attempt_timeout, sleep=sleep,
+                               on_retry=observer.twilio_retry if observer else None)
+        _tune_session(self.http.session, settings.twilio_api_base_url)
+        self.client = Client(username, password, settings.twilio_account_sid,
+                             http_client=self.http)
+        # A plain attribute of the API domain: points the SDK at a mock in development.
+        self.client.api.base_url = settings.twilio_api_base_url
+
+    def send_message(self, call_sid: str, content: str, idempotency_key: str | None, *,
+                     deadline: float | None = None) -> SentMessage:
+        """Create a UserDefinedMessage, retrying 429/5xx with the same IdempotencyKey."""
+        # Every attempt carries the same key, so a retried POST never shows the message twice.
+        key = idempotency_key or f"callrelay-{uuid.uuid4()}"
+
+        def create() -> SentMessage:
+            msg = self.client.calls(call_sid).user_defined_messages.create(
+                content=content, idempotency_key=key)
+            created = msg.date_created
+            return SentMessage(sid=msg.sid or "", call_sid=msg.call_sid or call_sid,
+                               account_sid=msg.account_sid or "",
+                               date_created=created.isoformat() if created else None)
+
+        return self.retrier.run(create, call_sid, "deliver the message", deadline)
+
+    def fetch_call(self, call_sid: str, *, deadline: float | None = None) -> LegEvent | None:
+        """The call as Twilio knows it now, or None when Twilio answers 404."""
+
+        def fetch() -> LegEvent | None:
+            try:
+                return _event(self.client.calls(call_sid).fetch())
+            except TwilioRestException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+
+        return self.retrier.run(fetch, call_sid, "look the call up", deadline)
+
+    def child_calls(self, parent_sid: str, *, deadline: float | None = None) -> list[LegEvent]:
+        """The children of `parent_sid` (at most 50: a <Dial> rings a handful at most)."""
+
+        def children() -> list[LegEvent]:
+            return [_event(c) for c in self.client.calls.list(parent_call_sid=parent_sid,
+                                                              limit=50)]
+
+        return self.retrier.run(children, parent_sid, "list the call's legs", deadline)
+
+    def subscribe(self, call_sid: str, callback_url: str, idempotency_key: str) -> str:
+        """Create a UserDefinedMessageSubscription, retrying 429/5xx with the same key."""
+
+        def create() -> str:
+            sub = self.client.calls(call_sid).user_defined_message_subscriptions.create(
+                callback=callback_url, method="POST", idempotency_key=idempotency_key)
+            return sub.sid or ""
+
+        return self.retrier.run(create, call_sid, "subscribe to the call's messages", None)
+
+
+def _event(call: CallInstance) -> LegEvent:
+    status = call.status if call.status in STATUS_RANK else "queued"
+    return LegEvent(call_sid=call.sid or "", status=str(status),
+                    parent_sid=call.parent_call_sid or None, account_sid=call.account_sid,
+                    # The generated CallInstance names the `from` field `_from`.
+                    from_=call._from, to=call.to, direction=call.direction)

@@ -1,0 +1,125 @@
+"""Retries toward Twilio: 429/5xx/connection failures retried with backoff within one deadline.
+
+Part of the Twilio adapter: it sees the SDK's exceptions and turns them into callrelay's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+
+from services.errors import TwilioRefused, TwilioTimeout, TwilioUnavailable
+
+log = logging.getLogger("callrelay.twilio")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff for 429/5xx/connection failures, bounded by a total deadline."""
+
+    deadline_s: float = 15.0
+    attempt_timeout_s: float = 10.0
+    base_delay_s: float = 0.25
+    max_delay_s: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff before retry number `attempt` (1-based)."""
+        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2 ** (attempt - 1)))
+
+
+class _Retryable(Exception):
+    def __init__(self, cause: Exception, status: int | None = None, code: int | None = None):
+        super().__init__(str(cause))
+        self.cause, self.status, self.code = cause, status, code
+
+
+class Retrier:
+    """Runs one Twilio operation with retries; each attempt's timeout fits the deadline."""
+
+    def __init__(self, policy: RetryPolicy, set_attempt_timeout: Callable[[float | None], None],
+                 *, sleep: Callable[[float], None] = time.sleep,
+                 on_retry: Callable[[str], None] | None = None) -> None:
+        self.policy = policy
+        self.set_attempt_timeout = set_attempt_timeout
+        self.sleep = sleep
+        self.on_retry = on_retry
+
+    def run(self, operation: Callable[[], T], call_sid: str, what: str,
+            deadline: float | None) -> T:
+        """`operation`'s result, or the error that says why Twilio could not give it in time."""
+        if deadline is None:
+            deadline = time.monotonic() + self.policy.deadline_s
+        attempt = 0
+        last: _Retryable | None = None
+        try:
+            while True:
+                attempt += 1
+                remaining = deadline - time.monotonic()
+                if remaining < 0.1:
+                    if last is not None:  # the backoff sleep overran: report what failed
+                        raise _give_up(last, attempt - 1, what) from last.cause
+                    raise TwilioTimeout(f"No time was left to {what} before the deadline.",
+                                        attempts=0)
+                self.set_attempt_timeout(min(self.policy.attempt_timeout_s, remaining))
+                try:
+                    return _attempt(operation, what)
+                except _Retryable as failure:
+                    last = failure
+                    delay = self.policy.delay(attempt)
+                    if time.monotonic() + delay + 0.1 >= deadline:
+                        raise _give_up(failure, attempt, what) from failure.cause
+                    log.warning("twilio attempt failed, retrying", extra={
+                        "call_sid": call_sid, "attempt": attempt,
+                        "twilio_status": failure.status})
+                    if self.on_retry is not None:
+                        self.on_retry(_reason(failure))
+                    self.sleep(delay)
+        finally:
+            self.set_attempt_timeout(None)
+
+
+def _status_and_code(exc: TwilioException) -> tuple[int | None, int | None, str]:
+    if isinstance(exc, TwilioRestException):
+        return exc.status, exc.code, exc.msg
+    if isinstance(exc, TwilioServiceException):
+        return exc.status, exc.code, exc.detail or exc.title
+    return None, None, exc.__class__.__name__
+
+
+def _attempt(operation: Callable[[], T], what: str) -> T:
+    try:
+        return operation()
+    except TwilioException as exc:
+        status, code, message = _status_and_code(exc)
+        if status is not None and (status == 429 or status >= 500):
+            raise _Retryable(exc, status, code) from exc
+        raise TwilioRefused(f"Twilio refused to {what}: {message}",
+                            twilio_status=status, twilio_code=code) from exc
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        raise _Retryable(exc) from exc
+
+
+def _reason(failure: _Retryable) -> str:
+    if failure.status is not None:
+        return str(failure.status)
+    return "timeout" if isinstance(failure.cause, requests.Timeout) else "connection"
+
+
+def _give_up(failure: _Retryable, attempts: int, what: str) -> Exception:
+    if isinstance(failure.cause, requests.Timeout):
+        return TwilioTimeout(f"Twilio did not answer in time; could not {what}.",
+                             attempts=attempts)
+    if failure.status is None:
+        return TwilioUnavailable(f"Twilio could not be reached; could not {what}.",
+                                 attempts=attempts)
+    return TwilioUnavailable(f"Twilio is overloaded or failing; could not {what}.",
+                             twilio_status=failure.status, twilio_code=failure.code,
+                             attempts=attempts)

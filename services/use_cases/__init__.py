@@ -1,0 +1,1 @@
+"""What callrelay does when asked: record a status, notify a leg, reconcile with Twilio."""

@@ -1,0 +1,53 @@
+"""Events that could not be forwarded: GET /events/dead, POST /events/dead/<id>/retry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, request
+
+from services.errors import EventNotFound, ForwardingDisabled, ValidationFailed
+from services.forwarding.service import Forwarding
+from services.store.outbox import DeadEvent
+from web.security import BearerTokens
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _dead_json(dead: DeadEvent) -> dict[str, Any]:
+    return {"id": dead.id, "call_sid": dead.stream, "attempts": dead.attempts,
+            "last_error": dead.last_error, "created_at": _iso(dead.created_at),
+            "dead_at": _iso(dead.dead_at), "event": json.loads(dead.body)}
+
+
+def dead_events_blueprint(auth: BearerTokens, forwarding: Forwarding | None) -> Blueprint:
+    """The dead list, behind bearer tokens; 404 forwarding_disabled without FORWARD_URL."""
+    bp = Blueprint("dead_events", __name__)
+
+    def enabled() -> Forwarding:
+        if forwarding is None:
+            raise ForwardingDisabled("Forwarding is off: set FORWARD_URL and FORWARD_SECRET.")
+        return forwarding
+
+    @bp.get("/events/dead")
+    @auth.required
+    def dead_events() -> dict[str, Any]:
+        """Events that could not be delivered after FORWARD_MAX_ATTEMPTS, newest first."""
+        limit = request.args.get("limit", "100")
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 1000:
+            raise ValidationFailed("limit must be a whole number from 1 to 1000.", field="limit")
+        return {"events": [_dead_json(dead) for dead in enabled().dead(int(limit))]}
+
+    @bp.post("/events/dead/<event_id>/retry")
+    @auth.required
+    def retry_dead_event(event_id: str) -> tuple[dict[str, Any], int]:
+        """Queue a dead event again, behind the events already pending for its call."""
+        if not enabled().revive(event_id):
+            raise EventNotFound("No dead event has this id.", id=event_id)
+        return {"id": event_id, "queued": True}, 202
+
+    return bp
