@@ -47,8 +47,8 @@ def machine() -> dict[str, Any]:
 
 def redis_urls(ctx: Context) -> tuple[list[str], str]:
     """Two empty databases on the local Redis (flushed afterwards), or why there are none."""
-    if not (ROOT / "services" / "redis_store.py").exists():
-        return [], "services/redis_store.py does not exist"
+    if not (ROOT / "services" / "store" / "redis" / "legs.py").exists():
+        return [], "services/store/redis/legs.py does not exist"
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, socket_connect_timeout=1)
     try:
         client.ping()

@@ -39,7 +39,7 @@ preload_app = False
 control_socket_disable = True
 # No gunicorn access log (its logger is silenced below: a logconfig_dict turns it on): the app
 # logs every request as one JSON line with request id, route, status, duration and call SID
-# (web/observability.py), so both would be duplicates.
+# (web/request_logs.py), so both would be duplicates.
 accesslog = None
 
 
@@ -49,13 +49,13 @@ class NoAccessLog(Logger):
     drop them, 5-7 % of a status callback's CPU (see BENCHMARKS.md)."""
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
-        """Log nothing: web/observability.py logs every request."""
+        """Log nothing: web/request_logs.py logs every request."""
 
 
 logger_class = NoAccessLog
 
 errorlog = "-"
-# gunicorn's own lines as JSON, like the app's (config/logs.py).
+# gunicorn's own lines as JSON, like the app's (services/observability/logs.py).
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -33,7 +33,7 @@ PURGE_EVERY_S = 60.0
 
 
 class SQLiteOutbox:
-    """Outbox and claims in one SQLite file, one connection per thread."""
+    """Outbox and claims in the SQLite file the leg store uses, shared by every worker."""
 
     def __init__(self, db: SQLiteDatabase, clock: Callable[[], float] = time.time) -> None:
         self.db = db
