@@ -11,8 +11,9 @@ import pytest
 import requests
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
-from tests.e2e.harness import Service, free_port
+from sandbox.devtools import free_port
+from tests.e2e.harness import Service
+from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 
 pytestmark = pytest.mark.e2e
 

@@ -12,8 +12,9 @@ from app import create_app
 from config.settings import Settings
 from sandbox.twilio_mock import TwilioMock
 from services.forwarding import ForwardingOptions
-from tests.conftest import Relay, make_env
 from tests.forwarding.support import FAST, SECRET, Backend
+from tests.support.env import make_env
+from tests.support.relay import Relay
 
 AppFactory = Callable[..., Flask]
 

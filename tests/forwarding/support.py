@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request, Response
 from services.forwarder import Backoff, ForwardOptions
 from services.forwarding import ForwardingOptions
 from services.subscriber import SubscribeOptions
-from tests.conftest import ACCOUNT_SID, PUBLIC_BASE, sign
+from tests.support.env import ACCOUNT_SID, PUBLIC_BASE, sign
 
 SECRET = "whsec_" + base64.b64encode(b"callrelay-forwarding-test-secret").decode()
 FAST = ForwardingOptions(

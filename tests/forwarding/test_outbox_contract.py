@@ -14,7 +14,7 @@ import redis
 from services.outbox import ForwardingStore, OutboxEvent
 from services.redis_outbox import RedisOutbox
 from services.sqlite_outbox import SQLiteOutbox
-from tests.redis_support import redis_url
+from tests.support.redis_server import redis_url
 
 OutboxFactory = Callable[..., ForwardingStore]
 

@@ -13,7 +13,7 @@ import redis
 from services.redis_store import RedisStore
 from services.sqlite_store import SQLiteStore
 from services.store import Retention, Store
-from tests.redis_support import redis_url
+from tests.support.redis_server import redis_url
 
 
 class FakeClock:

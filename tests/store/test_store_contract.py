@@ -17,12 +17,13 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sandbox.devtools import free_port
 from services.errors import StoreUnavailable
 from services.legs import Leg, LegEvent, merge
 from services.redis_store import RedisStore
 from services.sqlite_store import SQLiteStore
 from services.store import Retention, Store
-from tests.redis_support import RedisServer, free_port
+from tests.support.redis_server import RedisServer
 
 if TYPE_CHECKING:
     from tests.store.conftest import FakeClock, StoreFactory
