@@ -24,7 +24,7 @@ from bench import parts, servers
 from bench.context import ACCOUNT_SID, AUTH_TOKEN, TWILIO_DELAY_S, Context, Options
 from bench.load import loader_name, wrk_version
 from bench.report import Row, as_json, table
-from tests.e2e.harness import ROOT
+from sandbox.devtools import ROOT
 
 RESULTS = ROOT / "bench" / "results"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.e2e.harness import ROOT, free_port, procfile_command
+from sandbox.devtools import ROOT, free_port, procfile_command
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

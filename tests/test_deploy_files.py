@@ -9,27 +9,18 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from functools import cache
 
 import yaml
 
 from config import metrics_dir
 from config.settings import Settings
-from tests.e2e.harness import ROOT
+from sandbox.devtools import ROOT
+from tests.support.settings_source import settings_variables
 
 # Read by callrelay but set by the platform: describing them would only invite breaking them.
 PLATFORM_SET = {"PORT"}
-_READER_CALL = re.compile(r"\breader\.\w+\(\s*\"([A-Z][A-Z0-9_]*)\"")
 _ENVIRON_READ = re.compile(r"\benviron(?:\.get\(|\[)\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
 _COMMENTED_KEY = re.compile(r"^\s*#\s*- key: ([A-Z][A-Z0-9_]*)", re.MULTILINE)
-
-
-@cache
-def settings_variables() -> frozenset[str]:
-    """Every variable Settings.from_env reads, found by scanning config/settings.py."""
-    names = frozenset(_READER_CALL.findall((ROOT / "config" / "settings.py").read_text()))
-    assert {"TWILIO_ACCOUNT_SID", "RELAY_API_TOKENS", "STORE_URL", "REDIS_URL"} <= names
-    return names
 
 
 def runtime_variables() -> set[str]:

@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import os
-import shlex
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def procfile_command() -> list[str]:
-    """The Procfile's `web:` command as argv, run with this interpreter's gunicorn."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            argv = shlex.split(line.removeprefix("web:"))
-            assert argv[0] == "gunicorn"
-            return [sys.executable, "-m", "gunicorn", *argv[1:]]
-    raise AssertionError("Procfile has no web: line")
+from sandbox.devtools import ROOT, free_port, procfile_command
 
 
 class Service:

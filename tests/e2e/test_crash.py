@@ -5,17 +5,38 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
 from sandbox.calls import phone_calls_sdk
-from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
-from tests.e2e.harness import Service, free_port
+from sandbox.devtools import free_port
+from tests.e2e.harness import Service
+from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 
 pytestmark = pytest.mark.e2e
 BURST = 600
+# How long a third of the burst may take to be acknowledged (well under a second when healthy).
+ACK_DEADLINE_S = 60.0
+
+
+def wait_for_acknowledged(acknowledged: list[str], count: int, futures: list[Future[None]],
+                          log: Path) -> None:
+    """Return once `count` webhooks are acknowledged; fail if the burst stalls or ends first."""
+    deadline = time.monotonic() + ACK_DEADLINE_S
+    while len(acknowledged) < count:
+        if all(future.done() for future in futures):
+            pytest.fail(f"the burst ended with {len(acknowledged)} of {BURST} webhooks "
+                        f"acknowledged, before the kill at {count}; see {log}")
+        if time.monotonic() > deadline:
+            for future in futures:
+                future.cancel()  # do not wait for the rest of the burst
+            pytest.fail(f"only {len(acknowledged)} of {count} webhooks acknowledged after "
+                        f"{ACK_DEADLINE_S:.0f} s; see {log}")
+        time.sleep(0.005)
 
 
 def test_sigkill_mid_burst_loses_no_acknowledged_webhook(tmp_path, twilio):
@@ -43,8 +64,7 @@ def test_sigkill_mid_burst_loses_no_acknowledged_webhook(tmp_path, twilio):
         victim = service.worker_pids()[0]
         with ThreadPoolExecutor(12) as pool:
             futures = [pool.submit(send, step) for step in steps]
-            while len(acknowledged) < BURST // 3:
-                threading.Event().wait(0.005)
+            wait_for_acknowledged(acknowledged, BURST // 3, futures, tmp_path / "callrelay.log")
             os.kill(victim, signal.SIGKILL)
             at_kill = len(acknowledged)
             for future in futures:

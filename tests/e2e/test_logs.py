@@ -9,10 +9,10 @@ import sys
 import pytest
 import requests
 
+from sandbox.devtools import free_port
 from sandbox.simulate import SCENARIOS
-from tests.conftest import AUTH_TOKEN, OLD_RELAY_TOKEN, RELAY_TOKEN, make_env
-from tests.e2e.harness import Service, free_port
-from tests.e2e.test_sandbox import sandbox_env
+from tests.e2e.harness import Service
+from tests.support.env import AUTH_TOKEN, OLD_RELAY_TOKEN, RELAY_TOKEN, make_env, sandbox_env
 
 pytestmark = pytest.mark.e2e
 MARKER = "ZEBRA-CONTENT-9931"

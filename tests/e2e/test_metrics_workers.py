@@ -12,8 +12,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.calls import Step, sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
-from tests.e2e.harness import Service, free_port
+from sandbox.devtools import free_port
+from tests.e2e.harness import Service
+from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 
 pytestmark = pytest.mark.e2e
 CALLS = 12  # 4 webhooks each to answer

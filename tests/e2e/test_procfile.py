@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from sandbox.calls import Step, phone_calls_sdk, sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 from tests.e2e.harness import Service
+from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {RELAY_TOKEN}"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import subprocess
@@ -16,9 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from sandbox.devtools import free_port
 from sandbox.simulate import LIVE_MARKER
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN, make_env
-from tests.e2e.harness import ROOT, Service, free_port
+from tests.e2e.harness import Service
+from tests.support.env import RELAY_TOKEN, make_env, sandbox_env
 
 pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {RELAY_TOKEN}"}
@@ -57,12 +57,6 @@ class Lines:
         if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-
-
-def sandbox_env(**extra: str) -> dict[str, str]:
-    """The environment a developer's .env gives: account, token, public URL (no .env here)."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, **extra}
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from config.settings import Settings
-from tests.e2e.harness import ROOT, free_port
-from tests.test_deploy_files import settings_variables
+from sandbox.devtools import ROOT, free_port
+from tests.support.settings_source import settings_variables
 
 pytestmark = pytest.mark.e2e
 

@@ -10,9 +10,10 @@ import pytest
 import requests
 
 from sandbox.calls import Call, Step, phone_calls_sdk, sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
-from tests.e2e.harness import Service, free_port
-from tests.redis_support import redis_server
+from sandbox.devtools import free_port
+from tests.e2e.harness import Service
+from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
+from tests.support.redis_server import redis_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 AUTH = {"Authorization": f"Bearer {RELAY_TOKEN}"}

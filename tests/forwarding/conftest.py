@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,10 +12,9 @@ from app import create_app
 from config.settings import Settings
 from sandbox.twilio_mock import TwilioMock
 from services.forwarding.service import ForwardingOptions
-from tests.conftest import Relay, make_env
-from tests.forwarding.support import FAST, SECRET, Backend
-
-AppFactory = Callable[..., Flask]
+from tests.forwarding.support import FAST, SECRET, AppFactory, Backend, stop_app
+from tests.support.env import make_env
+from tests.support.relay import Relay
 
 
 @pytest.fixture
@@ -23,14 +22,6 @@ def backend() -> Iterator[Backend]:
     server = Backend()
     yield server
     server.stop()
-
-
-def stop_app(app: Flask) -> None:
-    """Stop forwarding (its queued events stay in the outbox) and close the store."""
-    forwarding = app.extensions.get("callrelay.forwarding")
-    if forwarding is not None:
-        forwarding.stop()
-    app.extensions["callrelay.store"].close()
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from werkzeug.wrappers import Request, Response
 from services.forwarding.delivery import Backoff, DeliveryOptions
 from services.forwarding.service import ForwardingOptions
 from services.forwarding.subscriptions import SubscriptionOptions
-from tests.conftest import ACCOUNT_SID, PUBLIC_BASE, sign
+from tests.support.env import ACCOUNT_SID, PUBLIC_BASE, sign
 
+AppFactory = Callable[..., Flask]
 SECRET = "whsec_" + base64.b64encode(b"callrelay-forwarding-test-secret").decode()
 FAST = ForwardingOptions(
     delivery=DeliveryOptions(backoff=Backoff(base_s=0.01, cap_s=0.05), lease_s=5.0,
@@ -146,3 +147,11 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition never held"
         time.sleep(0.01)
+
+
+def stop_app(app: Flask) -> None:
+    """Stop forwarding (its queued events stay in the outbox) and close the store."""
+    forwarding = app.extensions.get("callrelay.forwarding")
+    if forwarding is not None:
+        forwarding.stop()
+    app.extensions["callrelay.store"].close()

@@ -4,7 +4,7 @@ import pytest
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, Relay
+from sandbox.devtools import free_port
 from tests.forwarding.support import (
     Backend,
     outbox_rows,
@@ -13,7 +13,8 @@ from tests.forwarding.support import (
     sdk_message,
     wait_until,
 )
-from tests.redis_support import free_port
+from tests.support.env import ACCOUNT_SID
+from tests.support.relay import Relay
 
 
 def send(relay, call, n, start=1):

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, PUBLIC_BASE, sign
 from tests.forwarding.support import (
     new_message_sid,
     outbox_rows,
@@ -14,6 +13,7 @@ from tests.forwarding.support import (
     post_json,
     sdk_message,
 )
+from tests.support.env import ACCOUNT_SID, PUBLIC_BASE, sign
 
 
 def test_json_callback_is_forwarded_as_a_signed_event(fwd, backend):

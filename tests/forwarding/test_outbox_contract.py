@@ -16,7 +16,7 @@ from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.outbox import SQLiteOutbox
-from tests.redis_support import redis_url
+from tests.support.redis_server import redis_url
 
 OutboxFactory = Callable[..., ForwardingStore]
 

@@ -5,7 +5,8 @@ import threading
 from flask import Flask
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone, sdk_calls_sdk
-from tests.conftest import ACCOUNT_SID, PUBLIC_BASE, Relay
+from tests.support.env import ACCOUNT_SID, PUBLIC_BASE
+from tests.support.relay import Relay
 
 
 def settle(*apps: Flask) -> None:

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
 from services.observability.metrics import observed, twilio_endpoint
-from tests.conftest import ACCOUNT_SID
+from tests.support.env import ACCOUNT_SID
 
 
 def scrape(client) -> dict[tuple[str, frozenset], float]:

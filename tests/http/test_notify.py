@@ -5,7 +5,7 @@ import json
 import pytest
 
 from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone, sdk_calls_sdk
-from tests.conftest import ACCOUNT_SID, OLD_RELAY_TOKEN
+from tests.support.env import ACCOUNT_SID, OLD_RELAY_TOKEN, RELAY_TOKEN
 
 CONTENT = {"type": "offer", "items": [1, 2, 3], "text": "héllo"}
 EXACT = json.dumps(CONTENT, separators=(",", ":"), ensure_ascii=False)
@@ -124,7 +124,6 @@ def test_bad_input_never_reaches_twilio(relay, twilio, body, status, code):
 
 
 def test_malformed_json_is_400(client, twilio):
-    from tests.conftest import RELAY_TOKEN
     answer = client.post("/notify", data=b"{nope", content_type="application/json",
                          headers={"Authorization": f"Bearer {RELAY_TOKEN}"})
     assert answer.status_code == 400 and answer.json["error"]["code"] == "invalid_json"
@@ -132,7 +131,6 @@ def test_malformed_json_is_400(client, twilio):
 
 
 def test_oversized_body_is_413_before_it_is_read(client, twilio):
-    from tests.conftest import RELAY_TOKEN
     answer = client.post("/notify", data=b"x" * 200_000, content_type="application/json",
                          headers={"Authorization": f"Bearer {RELAY_TOKEN}"})
     assert answer.status_code == 413 and answer.is_json

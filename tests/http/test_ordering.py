@@ -4,7 +4,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sandbox.calls import SCENARIOS
-from tests.conftest import ACCOUNT_SID
+from tests.support.env import ACCOUNT_SID
 
 
 def registry_state(relay, call):

@@ -1,7 +1,7 @@
 """/notify for calls whose webhooks never reached callrelay: Twilio's Calls API fills the gap."""
 
 from sandbox.calls import new_call_sid, phone_calls_sdk
-from tests.conftest import ACCOUNT_SID
+from tests.support.env import ACCOUNT_SID
 
 
 def live_inbound_call_at_twilio(twilio, identity="bob"):

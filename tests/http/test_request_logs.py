@@ -12,7 +12,7 @@ import pytest
 from sandbox.calls import sdk_calls_phone
 from services.observability.logs import JSONFormatter
 from services.observability.redaction import RedactingFilter, mask_phone
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
+from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
 
 
 def request_lines(caplog) -> list[logging.LogRecord]:

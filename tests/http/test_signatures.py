@@ -6,7 +6,7 @@ from twilio.request_validator import RequestValidator
 from app import create_app
 from config.settings import Settings
 from sandbox.calls import phone_calls_sdk
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, make_env, sign
+from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, make_env, sign
 
 STEP = phone_calls_sdk(ACCOUNT_SID).answer[0]
 

@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, PUBLIC_BASE, RELAY_TOKEN, sign
+from tests.support.env import ACCOUNT_SID, PUBLIC_BASE, RELAY_TOKEN, sign
 
 
 def legs_of(relay, sid):

@@ -6,7 +6,7 @@ import pytest
 
 from config.settings import Settings
 from services.twilio.rest import POOL_SIZE, TwilioRestGateway
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
+from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
 
 
 def gateway(base_url: str = "https://api.twilio.com") -> TwilioRestGateway:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+
+from sandbox.devtools import free_port
 
 DEFAULT_URL = "redis://127.0.0.1:6379/15"
 
@@ -41,13 +42,6 @@ def redis_url() -> str:
         _unavailable(f"no Redis server at {shown}: set CALLRELAY_TEST_REDIS_URL "
                      "or start redis-server")
     return url
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:

@@ -1,0 +1,73 @@
+"""How the store tests open adapters: a clock moved by hand, store factories, Redis prefixes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+
+import redis
+
+from services.legs.rules import Retention
+from services.store.legs import LegStore
+from services.store.redis.database import RedisDatabase
+from services.store.redis.legs import RedisStore
+from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.legs import SQLiteStore
+
+
+class FakeClock:
+    """A clock the test moves by hand (the stores take `clock=`)."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class StoreFactory:
+    """Opens stores of one adapter on one shared location; closes them at teardown.
+
+    `spec` is a picklable (kind, location, prefix) that another process can open again.
+    """
+
+    def __init__(self, kind: str, location: str, prefix: str = "") -> None:
+        self.kind, self.location, self.prefix = kind, location, prefix
+        self.opened: list[LegStore] = []
+
+    @property
+    def spec(self) -> tuple[str, str, str]:
+        return (self.kind, self.location, self.prefix)
+
+    def __call__(self, retention: Retention | None = None,
+                 clock: Callable[[], float] = time.time) -> LegStore:
+        store = open_spec(self.spec, retention or Retention(), clock)
+        self.opened.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self.opened:
+            store.close()
+
+
+def open_spec(spec: tuple[str, str, str], retention: Retention,
+              clock: Callable[[], float] = time.time) -> LegStore:
+    """A store from a StoreFactory.spec (also used by worker processes)."""
+    kind, location, prefix = spec
+    if kind == "sqlite":
+        return SQLiteStore(SQLiteDatabase(location), retention, clock)
+    return RedisStore(RedisDatabase(location), retention, clock, prefix=prefix)
+
+
+def unique_prefix() -> str:
+    return f"callrelay-test:{uuid.uuid4().hex}:"
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
