@@ -41,6 +41,16 @@ _URLS = Map([
     Rule(f"{_CALL}/UserDefinedMessageSubscriptions/<sid>.json", endpoint="delete_subscription",
          methods=["DELETE"]),
 ])
+_ENDPOINTS = frozenset(str(rule.endpoint) for rule in _URLS.iter_rules())
+
+
+def _endpoint(request: Request) -> str | None:
+    """The endpoint a request is for, or None when no route matches it."""
+    try:
+        endpoint, _ = _URLS.bind_to_environ(request.environ).match()
+    except HTTPException:
+        return None
+    return str(endpoint)
 
 
 @dataclass(frozen=True)
@@ -148,6 +158,7 @@ class TwilioMock:
             self._subscriptions: list[RecordedSubscription] = []
             self._fail_left = 0
             self._failure: TwilioError | None = None
+            self._fail_only: str | None = None
             self.delay = 0.0
             self.strict_calls = False
 
@@ -203,11 +214,17 @@ class TwilioMock:
                                 if old else MockCall(sid, status, **changes))
 
     def fail_next(self, n: int, status: int = 500, code: int | None = None,
-                  message: str | None = None, *, retry_after: int = 1) -> None:
-        """Answer the next `n` requests with this error (code defaults to 20000 + status)."""
+                  message: str | None = None, *, retry_after: int = 1,
+                  only: str | None = None) -> None:
+        """Answer the next `n` requests with this error (code defaults to 20000 + status).
+
+        `only` names one endpoint (e.g. "list_calls"): other requests are answered normally.
+        """
+        if only is not None and only not in _ENDPOINTS:
+            raise ValueError(f"unknown endpoint {only!r}; one of {sorted(_ENDPOINTS)}")
         headers = {"Retry-After": str(retry_after)} if status == 429 else None
         with self._lock:
-            self._fail_left = n
+            self._fail_left, self._fail_only = n, only
             self._failure = TwilioError(status, code or 20000 + status,
                                         message or HTTPStatus(status).phrase, headers)
 
@@ -234,12 +251,14 @@ class TwilioMock:
 
     def _answer(self, request: Request) -> Response:
         auth = request.authorization
+        endpoint = _endpoint(request)
         with self._lock:
             self._requests.append(RecordedRequest(
                 request.method, request.path, request.args.to_dict(), request.form.to_dict(),
                 dict(request.headers), auth.username if auth else None))
-            failure = self._failure if self._fail_left > 0 else None
-            self._fail_left = max(0, self._fail_left - 1)
+            failure = None
+            if self._fail_left > 0 and self._fail_only in (None, endpoint):
+                failure, self._fail_left = self._failure, self._fail_left - 1
             delay, generation = self.delay, self._generation
         if delay > 0:
             self._stopping.wait(delay)  # not time.sleep: stop() must not wait for a "hang"

@@ -121,3 +121,17 @@ def test_no_module_outside_tests_is_over_300_lines():
     long = {name: n for name, path in MODULES.items()
             if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert long == {}
+
+
+def test_tests_share_helpers_through_support_modules_not_conftest():
+    tests = ROOT / "tests"
+    offenders = sorted(str(path.relative_to(ROOT)) for path in tests.rglob("*.py")
+                       if any(i.endswith("conftest") or ".conftest." in i
+                              for i in _imports(path)))
+    assert offenders == []
+
+
+def test_bench_does_not_import_tests():
+    offenders = sorted(name for name, path in MODULES.items() if name.startswith("bench")
+                       and any(i == "tests" or i.startswith("tests.") for i in _imports(path)))
+    assert offenders == []

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.call.user_defined_message import UserDefinedMessageInstance
@@ -151,6 +151,24 @@ def test_injected_failures_then_success(mock: TwilioMock, client: Client) -> Non
     msg = send(client, key="same")
     assert [m.sid for m in mock.messages] == [msg.sid]
     assert len(mock.requests) == 3
+
+
+def test_injected_failures_can_target_one_endpoint(mock: TwilioMock, client: Client) -> None:
+    parent, child = "CA" + "3" * 32, "CA" + "4" * 32
+    mock.set_call(parent, "in-progress")
+    mock.set_call(child, "in-progress", parent_call_sid=parent)
+    mock.fail_next(2, 429, only="list_calls")
+    assert client.calls(child).fetch().sid == child  # other endpoints are not failed
+    send(client, call=child)
+    for _ in range(2):
+        with pytest.raises(TwilioException) as caught:
+            client.calls.list(parent_call_sid=parent)
+        # A failed page is a bare TwilioException carrying the HTTP response, as from Twilio.
+        page = caught.value.args[1]
+        assert (page.status_code, json.loads(page.text)["code"]) == (429, 20429)
+    assert [c.sid for c in client.calls.list(parent_call_sid=parent)] == [child]
+    with pytest.raises(ValueError, match="list_call"):
+        mock.fail_next(1, only="list_call")
 
 
 def test_injected_429_carries_retry_after(mock: TwilioMock) -> None:

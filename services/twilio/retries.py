@@ -5,6 +5,7 @@ Part of the Twilio adapter: it sees the SDK's exceptions and turns them into cal
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -14,6 +15,7 @@ from typing import TypeVar
 
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
+from twilio.http.response import Response
 
 from services.errors import TwilioRefused, TwilioTimeout, TwilioUnavailable
 
@@ -91,7 +93,25 @@ def _status_and_code(exc: TwilioException) -> tuple[int | None, int | None, str]
         return exc.status, exc.code, exc.msg
     if isinstance(exc, TwilioServiceException):
         return exc.status, exc.code, exc.detail or exc.title
+    # A failed page of a list is a bare TwilioException("Unable to fetch page", response).
+    response = next((arg for arg in exc.args if isinstance(arg, Response)), None)
+    if response is not None:
+        code, message = _error_body(response.text)
+        return response.status_code, code, message or str(exc.args[0])
     return None, None, exc.__class__.__name__
+
+
+def _error_body(text: str) -> tuple[int | None, str | None]:
+    """Twilio's error code and message from an error body, when it is Twilio's JSON."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    code, message = body.get("code"), body.get("message")
+    return (code if isinstance(code, int) and not isinstance(code, bool) else None,
+            message if isinstance(message, str) else None)
 
 
 def _attempt(operation: Callable[[], T], what: str) -> T:

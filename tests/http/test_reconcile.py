@@ -1,5 +1,7 @@
 """/notify for calls whose webhooks never reached callrelay: Twilio's Calls API fills the gap."""
 
+import pytest
+
 from sandbox.calls import new_call_sid, phone_calls_sdk
 from tests.support.env import ACCOUNT_SID
 
@@ -56,3 +58,38 @@ def test_lookup_failing_is_503_not_404(relay, twilio):
     answer = relay.notify({"call_sid": new_call_sid(), "content": {}})
     assert answer.status_code == 503 and answer.json["error"]["code"] == "twilio_unavailable"
     assert twilio.messages == []
+
+
+def sdk_child_known_only_to_twilio(relay, twilio):
+    call = phone_calls_sdk(ACCOUNT_SID, identity="erin")
+    relay.play(call.answer[:1])
+    twilio.set_call(call.child_sid, "in-progress", parent_call_sid=call.parent_sid,
+                    to="client:erin", direction="outbound-dial")
+    return call
+
+
+def list_requests(twilio):
+    return [r for r in twilio.requests if r.path.endswith("/Calls.json")]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_failed_page_of_the_calls_list_is_retried(relay, twilio, status):
+    call = sdk_child_known_only_to_twilio(relay, twilio)
+    twilio.fail_next(1, status, only="list_calls")
+    answer = relay.notify({"call_sid": call.parent_sid, "content": {}})
+    assert answer.status_code == 201, answer.json
+    assert [m.call_sid for m in twilio.messages] == [call.child_sid]
+    assert len(list_requests(twilio)) == 2
+    assert relay.get(f"/calls/{call.child_sid}").status_code == 200
+
+
+def test_a_refused_page_of_the_calls_list_is_502_with_twilios_status_and_code(relay, twilio):
+    call = sdk_child_known_only_to_twilio(relay, twilio)
+    twilio.fail_next(1, 400, 20001, "Invalid ParentCallSid", only="list_calls")
+    answer = relay.notify({"call_sid": call.parent_sid, "content": {}})
+    assert answer.status_code == 502, answer.json
+    error = answer.json["error"]
+    assert (error["code"], error["twilio_status"], error["twilio_code"]) == (
+        "twilio_refused", 400, 20001)
+    assert "Invalid ParentCallSid" in error["message"]
+    assert twilio.messages == [] and len(list_requests(twilio)) == 1
