@@ -6,12 +6,12 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from sandbox.devtools import free_port
 
 from config.settings import Settings
+from sandbox.devtools import free_port
 from services.twilio.rest import TwilioRestGateway
-from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
 from tests.contract.prism import Prism, RecordingProxy
+from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
 
 
 @pytest.fixture(scope="session")

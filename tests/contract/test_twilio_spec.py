@@ -12,8 +12,8 @@ import pytest
 
 from services.errors import TwilioRefused
 from services.twilio.rest import TwilioRestGateway
-from tests.support.env import ACCOUNT_SID
 from tests.contract.prism import SPEC, RecordingProxy
+from tests.support.env import ACCOUNT_SID
 
 pytestmark = pytest.mark.prism
 
