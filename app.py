@@ -13,6 +13,7 @@ from config.settings import Settings
 from services.forwarding import ForwardingOptions
 from services.notify import Notifier
 from services.store import Retention, Store, open_store
+from services.twilio.dial_policy import DialPolicy
 from services.twilio_gateway import TwilioGateway, TwilioRestGateway
 from web import api, ops, twilio_hooks
 from web.errors import register_error_handlers
@@ -61,6 +62,8 @@ def register_services(app: Flask, settings: Settings, store: Store | None,
     app.extensions["callrelay.store"] = store
     app.extensions["callrelay.twilio"] = twilio
     app.extensions["callrelay.notifier"] = Notifier(store, twilio, settings.notify_deadline_s)
+    app.extensions["callrelay.dial_policy"] = DialPolicy.for_caller_id(
+        settings.twilio_caller_id, settings.dial_allow, settings.dial_sip_domains)
 
 
 def register_blueprints(app: Flask) -> None:

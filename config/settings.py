@@ -179,8 +179,9 @@ def _dialling(reader: _Reader) -> dict[str, Any]:
 def _calling_code(caller_id: str) -> int:
     """The country calling code of TWILIO_CALLER_ID (ConfigError if it is no E.164 number)."""
     try:
-        if E164_RE.fullmatch(caller_id):
-            return phonenumbers.parse(caller_id).country_code
+        code = E164_RE.fullmatch(caller_id) and phonenumbers.parse(caller_id).country_code
+        if code:
+            return code
     except phonenumbers.NumberParseException:
         pass
     raise ConfigError("TWILIO_CALLER_ID is malformed: expected an E.164 number of your Twilio "

@@ -35,7 +35,9 @@ def voice() -> Response:
     settings = current_app.config["SETTINGS"]
     status_url = public_base(request, settings) + "/twilio/status"
     plan = DialPlan(status_callback_url=status_url, caller_id=settings.twilio_caller_id,
-                    inbound_client_identity=settings.inbound_client_identity)
+                    inbound_client_identity=settings.inbound_client_identity,
+                    policy=current_app.extensions["callrelay.dial_policy"],
+                    observer=current_app.extensions["callrelay.metrics"])
     return Response(voice_response(params, plan), mimetype="text/xml")
 
 

@@ -125,6 +125,6 @@ def _region(caller_id: str | None) -> str | None:
     except NumberParseException:
         return None
     region = (phonenumbers.region_code_for_number(parsed)
-              or phonenumbers.region_code_for_country_code(parsed.country_code))
+              or phonenumbers.region_code_for_country_code(parsed.country_code or 0))
     # "001": a non-geographic code (satellite, UIFN): it has no national numbers.
     return region if region and region not in ("001", "ZZ") else None

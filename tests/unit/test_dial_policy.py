@@ -23,7 +23,8 @@ ANYWHERE = DialPolicy.for_caller_id("+15005550001", allow=("*",), sip_domains=fr
     (US, "+1 555 123 4567", Refused("invalid_number", "+1555****567")),  # fictional 555-01xx
     (US, "12345", Refused("invalid_number", "12****")),
     (US, "+", Refused("invalid_number", "+****")),
-    (US, "+١٤١٥٥٥٥٢٦٧١", Refused("invalid_number", "+****")),  # non-ASCII digits
+    (US, "+\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0662\u0666\u0667\u0661",
+     Refused("invalid_number", "+****")),  # Arabic-Indic digits, which phonenumbers would read
     (ANYWHERE, "+33612345678", Allowed("number", "+33612345678")),
     (ANYWHERE, "+8823421234", Allowed("number", "+8823421234")),
     (ANYWHERE, "+33 884 01 23 45", Refused("shared_cost", "+3388****345")),  # FR 0884
