@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None,
                forwarding: ForwardingOptions | None = None) -> Flask:
     """Build the Flask app; anything not given is built from the environment."""
     settings = settings or Settings.from_env()
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging(settings.log_level)
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

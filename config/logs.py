@@ -32,14 +32,14 @@ class JSONFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Send every logger's records to stdout as JSON lines (idempotent)."""
+    """Send every logger's records to stdout as JSON lines, at `level` (idempotent)."""
     root = logging.getLogger()
+    root.setLevel(level)
     if any(getattr(h, "_callrelay", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JSONFormatter())
     handler._callrelay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level)
     # The SDK logs every request and response header at INFO: too much, and not ours to ship.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

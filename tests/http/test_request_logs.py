@@ -9,10 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from app import create_app
 from config.logs import JSONFormatter
 from config.redaction import RedactingFilter, mask_phone
+from config.settings import Settings
 from sandbox.calls import sdk_calls_phone
-from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
+from tests.conftest import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN, make_env
 
 
 def request_lines(caplog) -> list[logging.LogRecord]:
@@ -110,3 +112,14 @@ def test_redacting_filter_cleans_message_args_and_extras():
     assert entry["message"] == "a [redacted] b"
     assert entry["to"] == "sip:+4477****123@example.com" and entry["count"] == 3
     assert "short" in handler_filter.redact("short")  # too short to be a secret we hold
+
+
+def test_log_level_comes_from_settings(tmp_path, twilio):
+    root = logging.getLogger()
+    before = root.level
+    app = create_app(Settings.from_env(make_env(tmp_path, twilio, LOG_LEVEL="warning")))
+    try:
+        assert root.level == logging.WARNING
+    finally:
+        root.setLevel(before)
+        app.extensions["callrelay.store"].close()
