@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -114,7 +115,7 @@ def _enabled() -> Forwarding:
 def dead_events() -> dict[str, Any]:
     """Events that could not be delivered after FORWARD_MAX_ATTEMPTS, newest first."""
     limit = request.args.get("limit", "100")
-    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+    if not re.fullmatch(r"[0-9]{1,4}", limit) or not 1 <= int(limit) <= 1000:
         raise ValidationFailed("limit must be a whole number from 1 to 1000.", field="limit")
     return {"events": [_dead_json(dead) for dead in _enabled().dead(int(limit))]}
 
