@@ -42,7 +42,7 @@ def decode_content(raw: Any) -> Any:
 def parse_message(params: Mapping[str, Any]) -> SdkMessage:
     """Validate a subscription callback's fields (JSON or form); ValidationFailed otherwise."""
     sid, call_sid = params.get("Sid"), params.get("CallSid")
-    if not isinstance(sid, str) or not MESSAGE_SID_RE.match(sid):
+    if not isinstance(sid, str) or not MESSAGE_SID_RE.fullmatch(sid):
         raise ValidationFailed("Sid must be KX followed by 32 hex digits.", field="Sid")
     if not is_call_sid(call_sid):
         raise ValidationFailed("CallSid must be CA followed by 32 hex digits.", field="CallSid")

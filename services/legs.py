@@ -36,7 +36,7 @@ SEQUENCE_RE = re.compile(r"[0-9]{1,18}")
 
 def is_call_sid(value: object) -> bool:
     """True when value looks like a Twilio Call SID."""
-    return isinstance(value, str) and CALL_SID_RE.match(value) is not None
+    return isinstance(value, str) and CALL_SID_RE.fullmatch(value) is not None
 
 
 def client_identity(address: str | None) -> str | None:

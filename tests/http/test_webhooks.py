@@ -130,3 +130,13 @@ def test_a_sequence_number_of_other_than_ascii_digits_is_ignored_not_a_500(relay
     assert answer.status_code == 204, answer.data
     assert legs_of(relay, call.parent_sid)[step.params["CallSid"]]["status"] \
         == step.params["CallStatus"]
+
+
+def test_a_call_sid_with_a_trailing_newline_is_no_call_sid(relay, twilio):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    step = call.answer[0]
+    sid = step.params["CallSid"] + "\n"
+    answer = relay.webhook(step.path, {**step.params, "CallSid": sid})
+    assert answer.status_code == 422, answer.data
+    assert relay.notify({"call_sid": sid, "content": {}}).status_code == 422
+    assert twilio.requests == []
