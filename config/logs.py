@@ -26,7 +26,9 @@ class JSONFormatter(logging.Formatter):
         }
         entry.update({k: v for k, v in vars(record).items()
                       if k not in STANDARD_ATTRS and not k.startswith("_")})
-        if record.exc_info:
+        if record.exc_text:  # formatted (and redacted) by config/redaction.py
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, separators=(",", ":"))
 
