@@ -1,1 +1,1 @@
-"""Everything about Twilio: the REST port and adapter, TwiML, and the dial policy."""
+"""Twilio: the port callrelay needs, its REST adapter over twilio-python, and the TwiML."""
