@@ -19,6 +19,7 @@ from services.observability.metrics import Metrics
 from services.observability.redaction import redact_in_logs
 from services.store.open import Stores, open_stores
 from services.store.outbox import ForwardingStore
+from services.twilio.dial_policy import DialPolicy
 from services.twilio.port import TwilioGateway
 from services.twilio.rest import TwilioRestGateway
 from services.use_cases.notify import Notifier
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
                forwarding: ForwardingOptions | None = None) -> Flask:
     """Build the Flask app; anything not given is built from the environment."""
     settings = settings or Settings.from_env()
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging(settings.log_level)
     redact_in_logs(*settings.secrets)
     install_request_ids()
 
@@ -62,8 +63,10 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     register_request_logs(app, metrics)
     urls = PublicURLs(settings.public_base_url)
     tokens = BearerTokens(settings.relay_api_tokens)
+    dial_policy = DialPolicy.for_caller_id(settings.twilio_caller_id, settings.dial_allow,
+                                           settings.dial_sip_domains)
     app.register_blueprint(twilio_blueprint(settings, TwilioSignatures(settings, urls), urls,
-                                            stores.legs, relay))
+                                            dial_policy, metrics, stores.legs, relay))
     app.register_blueprint(api_blueprint(tokens, notifier, stores.legs))
     app.register_blueprint(dead_events_blueprint(tokens, relay))
     app.register_blueprint(ops_blueprint(stores.legs, metrics))

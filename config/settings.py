@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
+import phonenumbers
 from dotenv import load_dotenv
 
 from services.store.url import parse_store_url
@@ -17,6 +20,10 @@ from services.store.url import parse_store_url
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
 API_KEY_RE = re.compile(r"^SK[0-9a-fA-F]{32}$")
 DEFAULT_STORE_URL = "sqlite:///data/callrelay.sqlite3"
+E164_RE = re.compile(r"\+[1-9][0-9]{6,14}")
+DIAL_PREFIX_RE = re.compile(r"\*|\+[1-9][0-9]{0,14}")
+HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+                         r"(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 class ConfigError(Exception):
@@ -56,6 +63,10 @@ class Settings:
     store_url: str = DEFAULT_STORE_URL
     twilio_caller_id: str | None = None
     inbound_client_identity: str | None = None
+    # Dial policy (toll fraud): E.164 prefixes an SDK may dial ("*": any) and SIP domains.
+    dial_allow: tuple[str, ...] = ()
+    dial_sip_domains: frozenset[str] = frozenset()
+    log_level: str = "INFO"
     twilio_timeout_s: float = 10.0
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
@@ -108,6 +119,8 @@ class Settings:
             store_url=_store_url(reader),
             twilio_caller_id=reader.optional("TWILIO_CALLER_ID"),
             inbound_client_identity=reader.optional("INBOUND_CLIENT_IDENTITY"),
+            **_dialling(reader),
+            log_level=_log_level(reader),
             twilio_timeout_s=reader.number("TWILIO_TIMEOUT_S", 10.0, minimum=0.1),
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
@@ -170,6 +183,40 @@ def _whsec_valid(secret: str) -> bool:
     return len(key) >= 16
 
 
+def _dialling(reader: _Reader) -> dict[str, Any]:
+    """DIAL_ALLOW (default: TWILIO_CALLER_ID's country calling code; none without one) and
+    DIAL_SIP_DOMAINS."""
+    caller_id = reader.optional("TWILIO_CALLER_ID")
+    code = _calling_code(caller_id) if caller_id else None
+    allow = reader.csv("DIAL_ALLOW", DIAL_PREFIX_RE, "comma-separated E.164 prefixes such as "
+                       "+1,+44, or *")
+    if allow is None:
+        allow = (f"+{code}",) if code else ()
+    domains = reader.csv("DIAL_SIP_DOMAINS", HOSTNAME_RE, "comma-separated domain names such "
+                         "as example.sip.twilio.com", lower=True)
+    return {"dial_allow": allow, "dial_sip_domains": frozenset(domains or ())}
+
+
+def _calling_code(caller_id: str) -> int:
+    """The country calling code of TWILIO_CALLER_ID (ConfigError if it is no E.164 number)."""
+    try:
+        code = E164_RE.fullmatch(caller_id) and phonenumbers.parse(caller_id).country_code
+        if code:
+            return code
+    except phonenumbers.NumberParseException:
+        pass
+    raise ConfigError("TWILIO_CALLER_ID is malformed: expected an E.164 number of your Twilio "
+                      "account, such as +15005550006")
+
+
+def _log_level(reader: _Reader) -> str:
+    level = (reader.optional("LOG_LEVEL") or "INFO").upper()
+    if level not in logging.getLevelNamesMapping():
+        raise ConfigError("LOG_LEVEL is malformed: expected DEBUG, INFO, WARNING, ERROR or "
+                          "CRITICAL")
+    return level
+
+
 class _Reader:
     """Reads variables, treating empty values as unset, with errors that name the variable."""
 
@@ -197,6 +244,18 @@ class _Reader:
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ConfigError(f"{name} is malformed: expected an http(s):// URL")
         return value.rstrip("/")
+
+    def csv(self, name: str, item: re.Pattern[str], expected: str,
+             lower: bool = False) -> tuple[str, ...] | None:
+        """A comma-separated list whose every item matches `item`, or None when unset."""
+        value = self.optional(name)
+        if value is None:
+            return None
+        items = tuple(i.strip().lower() if lower else i.strip() for i in value.split(","))
+        items = tuple(i for i in items if i)
+        if not items or not all(item.fullmatch(i) for i in items):
+            raise ConfigError(f"{name} is malformed: expected {expected}")
+        return items
 
     def flag(self, name: str) -> bool | None:
         """An on/off switch, or None when unset."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +39,7 @@ def dead_events_blueprint(auth: BearerTokens, forwarding: Forwarding | None) -> 
     def dead_events() -> dict[str, Any]:
         """Events that could not be delivered after FORWARD_MAX_ATTEMPTS, newest first."""
         limit = request.args.get("limit", "100")
-        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 1000:
+        if not re.fullmatch(r"[0-9]{1,4}", limit) or not 1 <= int(limit) <= 1000:
             raise ValidationFailed("limit must be a whole number from 1 to 1000.", field="limit")
         return {"events": [_dead_json(dead) for dead in enabled().dead(int(limit))]}
 

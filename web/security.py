@@ -14,9 +14,11 @@ from twilio.request_validator import (
     RequestValidator,
     get_signature_algorithm,
 )
+from werkzeug.exceptions import HTTPException
 
 from config.settings import Settings
 from services.errors import Forbidden, Unauthorized
+from web.request_logs import annotate
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +74,17 @@ class TwilioSignatures:
 
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if not self.valid(request):
+            try:
+                valid = self.valid(request)
+            except HTTPException:
+                raise  # a body over MAX_CONTENT_LENGTH stays a 413
+            except Exception as exc:
+                # The validator chokes on some malformed requests (an empty bodySHA256 makes it
+                # sign the raw body as if it were a form): such a request carries no valid
+                # signature.
+                annotate(signature_error=type(exc).__name__)
+                valid = False
+            if not valid:
                 raise Forbidden("The X-Twilio-Signature header is missing or does not match "
                                 "this request; check TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL.")
             return view(*args, **kwargs)

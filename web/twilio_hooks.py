@@ -12,6 +12,7 @@ from services.errors import Forbidden, InvalidJSON
 from services.forwarding.events import parse_message
 from services.forwarding.service import Forwarding
 from services.store.legs import LegStore
+from services.twilio.dial_policy import DialObserver, DialPolicy
 from services.twilio.twiml import DialPlan, voice_response
 from services.use_cases.record_status import record_status
 from web.request_logs import annotate
@@ -35,7 +36,8 @@ def _message_params() -> dict[str, Any]:
 
 
 def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: PublicURLs,
-                     legs: LegStore, forwarding: Forwarding | None) -> Blueprint:
+                     dial_policy: DialPolicy, dial_observer: DialObserver, legs: LegStore,
+                     forwarding: Forwarding | None) -> Blueprint:
     """POST /twilio/voice, /twilio/status and /twilio/messages, behind Twilio's signature."""
     bp = Blueprint("twilio", __name__)
 
@@ -53,7 +55,8 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
         record(params)
         plan = DialPlan(status_callback_url=urls.base(request) + STATUS_PATH,
                         caller_id=settings.twilio_caller_id,
-                        inbound_client_identity=settings.inbound_client_identity)
+                        inbound_client_identity=settings.inbound_client_identity,
+                        policy=dial_policy, observer=dial_observer)
         return Response(voice_response(params, plan), mimetype="text/xml")
 
     @bp.post(STATUS_PATH)

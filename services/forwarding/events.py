@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.errors import ValidationFailed
-from services.legs.model import Leg, is_call_sid
+from services.legs.model import SEQUENCE_RE, Leg, is_call_sid
 from services.store.outbox import OutboxEvent
 
 MESSAGE_SID_RE = re.compile(r"^KX[0-9a-fA-F]{32}$")
@@ -42,16 +42,19 @@ def decode_content(raw: Any) -> Any:
 def parse_message(params: Mapping[str, Any]) -> SdkMessage:
     """Validate a subscription callback's fields (JSON or form); ValidationFailed otherwise."""
     sid, call_sid = params.get("Sid"), params.get("CallSid")
-    if not isinstance(sid, str) or not MESSAGE_SID_RE.match(sid):
+    if not isinstance(sid, str) or not MESSAGE_SID_RE.fullmatch(sid):
         raise ValidationFailed("Sid must be KX followed by 32 hex digits.", field="Sid")
     if not is_call_sid(call_sid):
         raise ValidationFailed("CallSid must be CA followed by 32 hex digits.", field="CallSid")
     seq = params.get("SequenceNumber")
-    try:
-        sequence = int(seq) if seq not in (None, "") else None
-    except (TypeError, ValueError):
-        raise ValidationFailed("SequenceNumber must be an integer.",
-                               field="SequenceNumber") from None
+    if isinstance(seq, int) and not isinstance(seq, bool):  # a JSON number
+        seq = str(seq)
+    if seq is None or seq == "":
+        sequence = None
+    elif isinstance(seq, str) and SEQUENCE_RE.fullmatch(seq):
+        sequence = int(seq)
+    else:
+        raise ValidationFailed("SequenceNumber must be a whole number.", field="SequenceNumber")
     return SdkMessage(sid=sid, call_sid=str(call_sid), sequence_number=sequence,
                       content=decode_content(params.get("Content")))
 

@@ -29,11 +29,14 @@ TERMINAL = frozenset(s for s, rank in STATUS_RANK.items() if rank == 4)
 LIVE = frozenset({"ringing", "in-progress"})
 
 CLIENT_PREFIX = "client:"
+# A sequence number: ASCII digits only (str.isdigit takes "²", which int() refuses), and few
+# enough to fit a 64-bit integer.
+SEQUENCE_RE = re.compile(r"[0-9]{1,18}")
 
 
 def is_call_sid(value: object) -> bool:
     """True when value looks like a Twilio Call SID."""
-    return isinstance(value, str) and CALL_SID_RE.match(value) is not None
+    return isinstance(value, str) and CALL_SID_RE.fullmatch(value) is not None
 
 
 def client_identity(address: str | None) -> str | None:
@@ -75,7 +78,7 @@ class LegEvent:
             from_=params.get("From") or None,
             to=params.get("To") or None,
             direction=params.get("Direction") or None,
-            sequence=int(seq) if seq and seq.isdigit() else None,
+            sequence=int(seq) if seq and SEQUENCE_RE.fullmatch(seq) else None,
         )
 
 

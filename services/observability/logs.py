@@ -26,20 +26,22 @@ class JSONFormatter(logging.Formatter):
         }
         entry.update({k: v for k, v in vars(record).items()
                       if k not in STANDARD_ATTRS and not k.startswith("_")})
-        if record.exc_info:
+        if record.exc_text:  # formatted (and redacted) by services/observability/redaction.py
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str, separators=(",", ":"))
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Send every logger's records to stdout as JSON lines (idempotent)."""
+    """Send every logger's records to stdout as JSON lines, at `level` (idempotent)."""
     root = logging.getLogger()
+    root.setLevel(level)
     if any(getattr(h, "_callrelay", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JSONFormatter())
     handler._callrelay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level)
     # The SDK logs every request and response header at INFO: too much, and not ours to ship.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)

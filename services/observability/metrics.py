@@ -112,6 +112,9 @@ class Metrics:
         self.twilio_retries = Counter(
             "callrelay_twilio_retries", "Attempts toward Twilio that failed and were retried, by "
             "reason (HTTP status, timeout, connection).", ["reason"], registry=r)
+        self.dial_refusals = Counter(
+            "callrelay_dial_refused", "Destinations an SDK caller asked for that the dial "
+            "policy refused, by reason.", ["reason"], registry=r)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request."""
@@ -133,6 +136,10 @@ class Metrics:
     def twilio_retry(self, reason: str) -> None:
         """Count one retried attempt (TwilioObserver)."""
         self.twilio_retries.labels(reason).inc()
+
+    def dial_refused(self, reason: str) -> None:
+        """Count one destination the dial policy refused (DialObserver)."""
+        self.dial_refusals.labels(reason).inc()
 
     def exposition(self, computed: Iterable[Metric] = ()) -> bytes:
         """The text format of every worker's metrics, then the values computed at scrape time."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 from services.observability.logs import STANDARD_ATTRS
 
@@ -16,6 +17,10 @@ PHONE_RE = re.compile(r"\+\d{7,15}(?!\d)")
 REDACTED = "[redacted]"
 # Shorter values would redact innocent words; every secret callrelay holds is longer.
 _MIN_SECRET_CHARS = 8
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+# Deeper than this, a container extra is replaced whole rather than walked (or looped on).
+_MAX_DEPTH = 8
+_EXCEPTION_FORMATTER = logging.Formatter()
 
 
 def mask_phone(number: str) -> str:
@@ -26,7 +31,8 @@ def mask_phone(number: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Replaces known secrets and masks phone numbers in a record's message and string extras."""
+    """Replaces known secrets and masks phone numbers in a record's message, extras (strings,
+    and strings inside lists, tuples, sets and dicts) and exception text."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,9 +58,42 @@ class RedactingFilter(logging.Filter):
         if clean != message:
             record.msg, record.args = clean, None
         for key, value in list(vars(record).items()):
-            if key not in STANDARD_ATTRS and isinstance(value, str):
+            if key in STANDARD_ATTRS:
+                continue
+            if isinstance(value, str):
                 setattr(record, key, self.redact(value))
+            elif isinstance(value, _CONTAINERS):  # a copy: the caller's object stays as it was
+                setattr(record, key, self._redact_nested(value, 0))
+        if record.exc_info or record.exc_text or record.stack_info:
+            self._redact_exception(record)
         return True
+
+    def _redact_nested(self, value: Any, depth: int) -> Any:
+        """A copy of `value` with every string in it redacted."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if not isinstance(value, _CONTAINERS):
+            return value
+        if depth >= _MAX_DEPTH:
+            return REDACTED
+        if isinstance(value, dict):
+            return {self._redact_nested(k, depth + 1): self._redact_nested(v, depth + 1)
+                    for k, v in value.items()}
+        items = [self._redact_nested(v, depth + 1) for v in value]
+        if isinstance(value, list):
+            return items
+        if isinstance(value, tuple):
+            return tuple(items)
+        return frozenset(items) if isinstance(value, frozenset) else set(items)
+
+    def _redact_exception(self, record: logging.LogRecord) -> None:
+        """Format the exception once, into exc_text (which formatters print instead), redacted."""
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _EXCEPTION_FORMATTER.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
 
 
 def redacting_filter(handler: logging.Handler) -> RedactingFilter:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
-from services.legs.model import client_identity
+from services.legs.model import client_identity, is_call_sid
+from services.twilio.dial_policy import CLIENT, NUMBER, SIP, DialObserver, DialPolicy, Refused
 
-PHONE_RE = re.compile(r"^\+?[0-9][0-9\-\s().]{1,30}$")
 # A space-separated string: a Python list renders wrongly in the TwiML builder.
 STATUS_EVENTS = "initiated ringing answered completed"
 # Connection overrides (not part of the signed URL): ask Twilio to retry a status callback on
 # connect/read timeouts and 5xx instead of its default of one retry on connection failure only.
 STATUS_CALLBACK_OVERRIDES = "#rc=3&rp=ct,rt,5xx&ct=2000&rt=5000"
+REFUSED_SAY = "This call cannot be connected. Goodbye."
+log = logging.getLogger("callrelay.dial")
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class DialPlan:
     status_callback_url: str
     caller_id: str | None = None
     inbound_client_identity: str | None = None
+    policy: DialPolicy = field(default_factory=DialPolicy)  # by default: no number, no SIP
+    observer: DialObserver | None = None
 
 
 def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
@@ -38,16 +42,23 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
         if not to:
             response.say("No destination was given for this call. Goodbye.")
             return str(response)
-        if PHONE_RE.match(to):
-            dial = Dial(answer_on_bridge=True, caller_id=plan.caller_id)
-            dial.number(re.sub(r"[^\d+]", "", to), **callback)
-            response.append(dial)
+        allowed = plan.policy.check(to)
+        if isinstance(allowed, Refused):
+            _refused(allowed, params, plan.observer)
+            response.say(REFUSED_SAY)
+            response.hangup()
             return str(response)
-        dial = Dial(answer_on_bridge=True)
-        if to.startswith("sip:"):
-            dial.sip(to, **callback)
+        if allowed.noun == NUMBER:
+            dial = Dial(answer_on_bridge=True, caller_id=plan.caller_id)
+            dial.number(allowed.address, **callback)
         else:
-            dial.client(client_identity(to) or to, **callback)
+            dial = Dial(answer_on_bridge=True)
+            if allowed.noun == SIP:
+                dial.sip(allowed.address, **callback)
+            elif allowed.noun == CLIENT:
+                dial.client(allowed.address, **callback)
+            else:  # conference:<name>: its own TwiML comes with conference support
+                dial.client(to, **callback)
         response.append(dial)
         return str(response)
     if not plan.inbound_client_identity:
@@ -57,3 +68,13 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
     dial.client(plan.inbound_client_identity, **callback)
     response.append(dial)
     return str(response)
+
+
+def _refused(refused: Refused, params: Mapping[str, str], observer: DialObserver | None) -> None:
+    """Log (the destination masked) and count a destination the policy refused."""
+    call_sid = params.get("CallSid")
+    log.warning("dial refused", extra={
+        "reason": refused.reason, "destination": refused.destination,
+        **({"call_sid": call_sid} if is_call_sid(call_sid) else {})})
+    if observer is not None:
+        observer.dial_refused(refused.reason)

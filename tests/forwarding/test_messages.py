@@ -114,8 +114,13 @@ def test_forged_callbacks_are_refused_and_nothing_is_queued(fwd, fwd_app, backen
     assert backend.deliveries == []
 
 
-@pytest.mark.parametrize("change", [{"Sid": "KX123"}, {"CallSid": "CA1"}, {"Sid": None},
-                                    {"SequenceNumber": "first"}])
+@pytest.mark.parametrize("change", [
+    {"Sid": "KX123"}, {"CallSid": "CA1"}, {"Sid": None}, {"SequenceNumber": "first"},
+    # Only ASCII digits (or a JSON integer) are a sequence number: int() takes all of these.
+    {"SequenceNumber": "\u0663"}, {"SequenceNumber": "-1"}, {"SequenceNumber": " 7"},
+    {"SequenceNumber": "1_0"}, {"SequenceNumber": -1}, {"SequenceNumber": True},
+    {"SequenceNumber": 1.5}, {"SequenceNumber": "\u00b2"}, {"SequenceNumber": 10 ** 30},
+])
 def test_malformed_callbacks_are_refused(fwd, change):
     fields = {k: v for k, v in {**sdk_message("CA" + "1" * 32, {}), **change}.items()
               if v is not None}
@@ -129,3 +134,11 @@ def test_without_forward_url_messages_are_acknowledged_and_dropped(relay):
     assert post_json(relay.client, fields, signature="bad").status_code == 403
     dead = relay.get("/events/dead")
     assert dead.status_code == 404 and dead.json["error"]["code"] == "forwarding_disabled"
+
+
+@pytest.mark.parametrize("limit", ["\u00b2", "\u0663", "0", "1001", "", "-1", "1_0",
+                                   "9" * 5000])
+def test_dead_events_limit_must_be_ascii_digits_in_range(fwd, limit):
+    answer = fwd.get(f"/events/dead?limit={limit}")
+    assert answer.status_code == 422, answer.data
+    assert answer.json["error"]["code"] == "validation_failed"

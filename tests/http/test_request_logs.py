@@ -5,14 +5,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
 
+from app import create_app
+from config.settings import Settings
 from sandbox.calls import sdk_calls_phone
 from services.observability.logs import JSONFormatter
 from services.observability.redaction import RedactingFilter, mask_phone
-from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN
+from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, RELAY_TOKEN, make_env
 
 
 def request_lines(caplog) -> list[logging.LogRecord]:
@@ -110,3 +113,69 @@ def test_redacting_filter_cleans_message_args_and_extras():
     assert entry["message"] == "a [redacted] b"
     assert entry["to"] == "sip:+4477****123@example.com" and entry["count"] == 3
     assert "short" in handler_filter.redact("short")  # too short to be a secret we hold
+
+
+def test_log_level_comes_from_settings(tmp_path, twilio):
+    root = logging.getLogger()
+    before = root.level
+    app = create_app(Settings.from_env(make_env(tmp_path, twilio, LOG_LEVEL="warning")))
+    try:
+        assert root.level == logging.WARNING
+    finally:
+        root.setLevel(before)
+        app.extensions["callrelay.store"].close()
+
+
+def test_exceptions_and_container_extras_are_redacted_too(app, stdout_log):
+    log = logging.getLogger("callrelay.test")
+    try:
+        raise RuntimeError(f"Twilio said no to +15005550006 with {RELAY_TOKEN}")
+    except RuntimeError:
+        log.exception("failed for %s", "+15005550007")
+    to = ["+15005550006", ("sip:+15005550008@pbx.example.com", 3), {"token": RELAY_TOKEN}]
+    meta = {"numbers": {"+15005550009": [AUTH_TOKEN]}, "count": 2, "none": None}
+    log.warning("containers", extra={"to": to, "meta": meta})
+    out = stdout_log.getvalue()
+    failed, containers = (json.loads(line) for line in out.splitlines())
+    assert RELAY_TOKEN not in out and AUTH_TOKEN not in out
+    assert "555000" not in out  # no number whole, wherever it was
+    assert failed["message"] == "failed for +1500****007"
+    assert "Twilio said no to +1500****006 with [redacted]" in failed["exception"]
+    assert failed["exception"].startswith("Traceback")
+    assert containers["to"] == ["+1500****006", ["sip:+1500****008@pbx.example.com", 3],
+                                {"token": "[redacted]"}]
+    assert containers["meta"] == {"numbers": {"+1500****009": ["[redacted]"]}, "count": 2,
+                                  "none": None}
+    # The caller's objects are left as they were.
+    assert to[0] == "+15005550006" and to[2] == {"token": RELAY_TOKEN}
+    assert meta["numbers"] == {"+15005550009": [AUTH_TOKEN]}
+
+
+def test_redacting_filter_cleans_exception_text_and_stack(app):
+    handler_filter = RedactingFilter()
+    handler_filter.add_secrets("supersecretvalue")
+    try:
+        raise ValueError("supersecretvalue +447700900123")
+    except ValueError:
+        record = logging.getLogger("x").makeRecord(
+            "x", logging.ERROR, __file__, 1, "boom", (), sys.exc_info(),
+            sinfo="Stack (most recent call last):\n  supersecretvalue")
+    assert handler_filter.filter(record)
+    text = logging.Formatter().format(record)
+    assert "supersecretvalue" not in text and "+447700900123" not in text
+    assert "ValueError: [redacted] +4477****123" in text
+    entry = json.loads(JSONFormatter().format(record))
+    assert entry["exception"].endswith("ValueError: [redacted] +4477****123")
+
+
+def test_redacting_filter_copies_any_nesting_and_never_raises():
+    handler_filter = RedactingFilter()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    record.tags = {frozenset({"+15005550006"}), ("+15005550007",)}
+    loop: list = ["+15005550008"]
+    loop.append(loop)
+    record.loop = loop
+    assert handler_filter.filter(record)
+    assert record.tags == {frozenset({"+1500****006"}), ("+1500****007",)}
+    assert record.loop[0] == "+1500****008" and "555000" not in repr(record.loop)
+    assert loop[0] == "+15005550008"

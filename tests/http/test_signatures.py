@@ -116,3 +116,28 @@ def test_oversized_webhook_is_refused_before_it_is_read(app_for):
                          content_type="application/x-www-form-urlencoded",
                          headers={"X-Twilio-Signature": "x"})
     assert answer.status_code == 413 and answer.is_json
+
+
+@pytest.mark.parametrize("path, body, content_type, signature", [
+    # An empty bodySHA256 made the validator sign a string as if it were a form: a 500.
+    ("/twilio/status?bodySHA256=", b'{"CallSid": "x"}', "application/json", "bm9wZQ=="),
+    ("/twilio/status?bodySHA256=", b"CallSid=x", "application/x-www-form-urlencoded", "bm9wZQ=="),
+    ("/twilio/messages?bodySHA256=", b"{}", "application/json", "bm9wZQ=="),
+    # Neither is a bodySHA256 that is not hex, nor a signature that is not ASCII.
+    ("/twilio/status?bodySHA256=%ff%fe", b"{}", "application/json", "bm9wZQ=="),
+    ("/twilio/voice", b"CallSid=x", "application/x-www-form-urlencoded", "sign\xe9"),
+])
+def test_malformed_signed_requests_are_refused_not_crashed(app_for, path, body, content_type,
+                                                           signature):
+    client = app_for(PUBLIC_BASE_URL="https://relay.example.com")
+    answer = client.post(path, data=body, content_type=content_type,
+                         headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 403, answer.data
+    assert answer.json["error"]["code"] == "invalid_signature"
+
+
+def test_oversized_json_webhook_is_still_refused_as_too_large(app_for):
+    client = app_for(PUBLIC_BASE_URL="https://relay.example.com")
+    answer = client.post("/twilio/messages?bodySHA256=00", data=b"[" + b"0," * 100_000 + b"0]",
+                         content_type="application/json", headers={"X-Twilio-Signature": "x"})
+    assert answer.status_code == 413 and answer.is_json

@@ -118,3 +118,25 @@ def test_unknown_routes_and_methods_answer_json(client):
     assert client.get("/nowhere").json["error"]["code"] == "not_found"
     answer = client.get("/notify")
     assert answer.status_code == 405 and answer.is_json
+
+
+@pytest.mark.parametrize("sequence", ["\u00b2", "\u2460", "\u0663", "-1", "1_0",
+                                      "9" * 5000])
+def test_a_sequence_number_of_other_than_ascii_digits_is_ignored_not_a_500(relay, sequence):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    relay.play(call.answer[:1])
+    step = call.answer[1]
+    answer = relay.webhook(step.path, {**step.params, "SequenceNumber": sequence})
+    assert answer.status_code == 204, answer.data
+    assert legs_of(relay, call.parent_sid)[step.params["CallSid"]]["status"] \
+        == step.params["CallStatus"]
+
+
+def test_a_call_sid_with_a_trailing_newline_is_no_call_sid(relay, twilio):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    step = call.answer[0]
+    sid = step.params["CallSid"] + "\n"
+    answer = relay.webhook(step.path, {**step.params, "CallSid": sid})
+    assert answer.status_code == 422, answer.data
+    assert relay.notify({"call_sid": sid, "content": {}}).status_code == 422
+    assert twilio.requests == []

@@ -64,3 +64,47 @@ def test_redis_tls_verification_can_be_relaxed_for_self_signed_certificates():
         == plain
     with pytest.raises(ConfigError, match=r"^REDIS_TLS_VERIFY is malformed"):
         Settings.from_env({**BASE, "REDIS_TLS_VERIFY": "maybe"})
+
+
+def test_log_level_defaults_to_info_and_ignores_case():
+    assert Settings.from_env(BASE).log_level == "INFO"
+    assert Settings.from_env({**BASE, "LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    assert Settings.from_env({**BASE, "LOG_LEVEL": " Warning "}).log_level == "WARNING"
+
+
+def test_dial_allow_defaults_to_the_caller_ids_country_calling_code():
+    assert Settings.from_env({**BASE, "TWILIO_CALLER_ID": "+15005550006"}).dial_allow == ("+1",)
+    assert Settings.from_env({**BASE, "TWILIO_CALLER_ID": "+442079460000"}).dial_allow \
+        == ("+44",)
+    # No caller ID and no DIAL_ALLOW: no phone number is dialable at all.
+    assert Settings.from_env(BASE).dial_allow == ()
+    assert Settings.from_env(BASE).dial_sip_domains == frozenset()
+
+
+def test_dial_allow_and_sip_domains_are_lists():
+    s = Settings.from_env({**BASE, "TWILIO_CALLER_ID": "+15005550006",
+                           "DIAL_ALLOW": "+1415, +44,", "DIAL_SIP_DOMAINS":
+                           "Example.SIP.twilio.com, pbx.example.com"})
+    assert s.dial_allow == ("+1415", "+44")
+    assert s.dial_sip_domains == frozenset({"example.sip.twilio.com", "pbx.example.com"})
+    assert Settings.from_env({**BASE, "DIAL_ALLOW": "*"}).dial_allow == ("*",)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("LOG_LEVEL", "LOUD"), ("LOG_LEVEL", "10"),
+    ("DIAL_ALLOW", "1"), ("DIAL_ALLOW", "+1,44"), ("DIAL_ALLOW", "+"), ("DIAL_ALLOW", ","),
+    ("DIAL_ALLOW", "+0"), ("DIAL_ALLOW", "+1234567890123456"), ("DIAL_ALLOW", "+\u0661"),
+    ("DIAL_SIP_DOMAINS", "*.example.com"), ("DIAL_SIP_DOMAINS", "sip:pbx.example.com"),
+    ("DIAL_SIP_DOMAINS", "pbx.example.com:5060"), ("DIAL_SIP_DOMAINS", "-bad.example.com"),
+    ("TWILIO_CALLER_ID", "5005550006"), ("TWILIO_CALLER_ID", "+999123456"),
+    ("TWILIO_CALLER_ID", "client:alice"),
+])
+def test_malformed_log_level_dial_and_caller_id_are_named(name, value):
+    with pytest.raises(ConfigError, match=f"^{name} is malformed: expected") as raised:
+        Settings.from_env({**BASE, name: value})
+    assert "\n" not in str(raised.value)
+
+
+def test_caller_id_is_checked_even_with_an_allow_list():
+    with pytest.raises(ConfigError, match=r"^TWILIO_CALLER_ID is malformed"):
+        Settings.from_env({**BASE, "DIAL_ALLOW": "+1", "TWILIO_CALLER_ID": "15005550006"})

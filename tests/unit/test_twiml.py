@@ -2,10 +2,13 @@
 
 import xml.etree.ElementTree as ET
 
+from services.twilio.dial_policy import DialPolicy
 from services.twilio.twiml import STATUS_EVENTS, DialPlan, voice_response
 
+POLICY = DialPolicy.for_caller_id("+15005550001", allow=("+1",),
+                                  sip_domains=frozenset({"example.sip.twilio.com"}))
 PLAN = DialPlan(status_callback_url="https://relay.example.com/twilio/status",
-                caller_id="+15550001111", inbound_client_identity="frontdesk")
+                caller_id="+15005550001", inbound_client_identity="frontdesk", policy=POLICY)
 
 
 def dial(params, plan=PLAN):
@@ -22,15 +25,15 @@ def assert_tracked(noun):
 
 
 def test_sdk_calling_a_phone_number():
-    d, noun = dial({"From": "client:alice", "To": "+1 (555) 123-4567"})
-    assert noun.tag == "Number" and noun.text == "+15551234567"
-    assert d.get("callerId") == "+15550001111"
+    d, noun = dial({"From": "client:alice", "To": "+1 (415) 555-2671"})
+    assert noun.tag == "Number" and noun.text == "+14155552671"
+    assert d.get("callerId") == "+15005550001"
     assert_tracked(noun)
 
 
 def test_sdk_calling_digits_without_plus():
-    _, noun = dial({"From": "client:alice", "To": "15551234567"})
-    assert noun.tag == "Number" and noun.text == "15551234567"
+    _, noun = dial({"From": "client:alice", "To": "14155552671"})
+    assert noun.tag == "Number" and noun.text == "+14155552671"  # E.164, as Twilio wants
 
 
 def test_sdk_calling_another_client():
@@ -64,3 +67,27 @@ def test_no_destination_says_so():
     unconfigured = DialPlan(status_callback_url=PLAN.status_callback_url)
     root = ET.fromstring(voice_response({"From": "+15559998888"}, unconfigured))
     assert root.find("Dial") is None and root.find("Say") is not None
+
+
+class Counted:
+    def __init__(self):
+        self.reasons = []
+
+    def dial_refused(self, reason):
+        self.reasons.append(reason)
+
+
+def test_refused_destination_says_so_hangs_up_and_is_counted():
+    counted = Counted()
+    plan = DialPlan(status_callback_url=PLAN.status_callback_url, caller_id="+15005550001",
+                    policy=POLICY, observer=counted)
+    for to in ("+8821312345678", "1 (900) 555-0100", "sip:x@evil.example"):
+        root = ET.fromstring(voice_response({"From": "client:mallory", "To": to}, plan))
+        assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert counted.reasons == ["invalid_number", "premium_rate", "sip_domain_not_allowed"]
+
+
+def test_without_a_policy_no_number_is_dialled():
+    plan = DialPlan(status_callback_url=PLAN.status_callback_url, caller_id="+15005550001")
+    root = ET.fromstring(voice_response({"From": "client:alice", "To": "+14155552671"}, plan))
+    assert root.find("Dial") is None and root.find("Hangup") is not None

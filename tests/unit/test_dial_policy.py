@@ -1,0 +1,84 @@
+"""The dial policy: what an SDK caller's `To` may reach (toll fraud), decided without Flask."""
+
+import pytest
+
+from services.twilio.dial_policy import Allowed, DialPolicy, Refused
+
+US = DialPolicy.for_caller_id("+15005550001", allow=("+1",),
+                              sip_domains=frozenset({"example.sip.twilio.com"}))
+ANYWHERE = DialPolicy.for_caller_id("+15005550001", allow=("*",), sip_domains=frozenset())
+
+
+@pytest.mark.parametrize("policy, to, expected", [
+    # Numbers: normalised to E.164, a national number read in the caller ID's country.
+    (US, "+1 (415) 555-2671", Allowed("number", "+14155552671")),
+    (US, "14155552671", Allowed("number", "+14155552671")),
+    (US, "(415) 555-2671", Allowed("number", "+14155552671")),
+    (US, "+15005550006", Allowed("number", "+15005550006")),  # Twilio's test numbers
+    (US, "+8821312345678", Refused("invalid_number", "+8821****678")),  # not a valid number
+    (US, "+8823421234", Refused("prefix_not_allowed", "+8823****234")),  # satellite, valid
+    (US, "+33612345678", Refused("prefix_not_allowed", "+3361****678")),
+    (US, "+1 900 555 0100", Refused("premium_rate", "+1900****100")),
+    (US, "1 (900) 555-0100", Refused("premium_rate", "+1900****100")),
+    (US, "+1 555 123 4567", Refused("invalid_number", "+1555****567")),  # fictional 555-01xx
+    (US, "12345", Refused("invalid_number", "12****")),
+    (US, "+", Refused("invalid_number", "+****")),
+    (US, "+\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0662\u0666\u0667\u0661",
+     Refused("invalid_number", "+****")),  # Arabic-Indic digits, which phonenumbers would read
+    (ANYWHERE, "+33612345678", Allowed("number", "+33612345678")),
+    (ANYWHERE, "+8823421234", Allowed("number", "+8823421234")),
+    (ANYWHERE, "+33 884 01 23 45", Refused("shared_cost", "+3388****345")),  # FR 0884
+    (ANYWHERE, "+44 843 123 4567", Refused("premium_rate", "+4484****567")),  # UK 0843
+    (ANYWHERE, "+4918012345", Refused("shared_cost", "+4918****345")),  # DE 0180
+    (ANYWHERE, "+1 900 555 0100", Refused("premium_rate", "+1900****100")),
+    # SIP: strict user@host[:port][;params], the host compared exactly.
+    (US, "sip:bob@example.sip.twilio.com", Allowed("sip", "sip:bob@example.sip.twilio.com")),
+    (US, "sip:bob@Example.SIP.twilio.com:5061;transport=tls",
+     Allowed("sip", "sip:bob@Example.SIP.twilio.com:5061;transport=tls")),
+    (US, "sip:+15005550006@example.sip.twilio.com",
+     Allowed("sip", "sip:+15005550006@example.sip.twilio.com")),
+    (US, "sip:premium@evil.example;transport=tls?X-Evil=1",
+     Refused("malformed", "sip:****")),
+    (US, "sip:bob@example.sip.twilio.com?X-Evil=1", Refused("malformed", "sip:****")),
+    (US, "sip:premium@evil.example", Refused("sip_domain_not_allowed", "sip:****@evil.example")),
+    (US, "sip:bob@evil.example.sip.twilio.com",
+     Refused("sip_domain_not_allowed", "sip:****@evil.example.sip.twilio.com")),
+    (US, "sip:bob@example.sip.twilio.com.evil.example",
+     Refused("sip_domain_not_allowed", "sip:****@example.sip.twilio.com.evil.example")),
+    (US, "sip:example.sip.twilio.com", Refused("malformed", "sip:****")),  # no user
+    (US, "sip:bob:pw@example.sip.twilio.com", Refused("malformed", "sip:****")),
+    (US, "sip:bob@example.sip.twilio.com:99999", Refused("malformed", "sip:****")),
+    (US, "sip:bob@example.sip.twilio.com\nX", Refused("malformed", "sip:****")),
+    (ANYWHERE, "sip:bob@example.sip.twilio.com",
+     Refused("sip_domain_not_allowed", "sip:****@example.sip.twilio.com")),
+    # SDK to SDK, and conferences (rendered by the TwiML), are not the policy's to refuse.
+    (US, "client:bob", Allowed("client", "bob")),
+    (US, "bob", Allowed("client", "bob")),
+    (US, "conference:standup", Allowed("conference", "standup")),
+    (US, "sips:bob@example.sip.twilio.com", Refused("unknown_scheme", "sips:****")),
+    (US, "tel:+19005550100", Refused("unknown_scheme", "tel:****")),
+    (US, "client:", Refused("malformed", "client:****")),
+])
+def test_destinations(policy, to, expected):
+    assert policy.check(to) == expected
+
+
+def test_without_a_caller_id_or_allow_list_no_number_is_dialable():
+    closed = DialPolicy.for_caller_id(None, allow=(), sip_domains=frozenset())
+    assert closed.check("+14155552671") == Refused("prefix_not_allowed", "+1415****671")
+    assert closed.check("4155552671") == Refused("invalid_number", "41555****671")
+    assert closed.check("client:bob") == Allowed("client", "bob")
+
+
+def test_a_national_number_is_read_in_the_caller_ids_country():
+    uk = DialPolicy.for_caller_id("+442079460000", allow=("+44",), sip_domains=frozenset())
+    assert uk.check("020 7946 0000") == Allowed("number", "+442079460000")
+    assert uk.check("0843 123 4567") == Refused("premium_rate", "+4484****567")
+    assert uk.check("00 1 415 555 2671") == Refused("prefix_not_allowed", "+1415****671")
+
+
+def test_prefixes_narrower_than_a_country():
+    bay = DialPolicy.for_caller_id("+15005550001", allow=("+1415", "+1650"),
+                                   sip_domains=frozenset())
+    assert bay.check("+14155552671") == Allowed("number", "+14155552671")
+    assert bay.check("+12125551234").reason == "prefix_not_allowed"  # type: ignore[union-attr]
