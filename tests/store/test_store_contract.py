@@ -466,7 +466,7 @@ def assert_every_key_expires(client: redis.Redis, prefix: str) -> None:
 def redis_scenario(store: LegStore, clock: FakeClock) -> None:
     scenario = Scenario()
     apply_all(store, scenario.events)
-    clock.advance(120)  # the ended legs run out (ended_s=60)...
+    clock.advance(120)  # the ended legs run out (leg_retention_s=60)...
     recycled = scenario.c1
     apply_all(store, [
         ev(recycled, "ringing", parent_sid=scenario.p2, to="client:dave"),  # ...one comes back
