@@ -1,4 +1,5 @@
-"""The outbox contract, run against every adapter (SQLite file, real Redis)."""
+"""The outbox contract, run against every adapter (SQLite file, real Redis); the leases' too,
+and against the in-memory leases the unit tests use."""
 
 from __future__ import annotations
 
@@ -6,46 +7,61 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 
-from services.store.outbox import ForwardingStore, OutboxEvent
+from services.store.outbox import ForwardingStore, Leases, OutboxEvent
 from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.outbox import SQLiteOutbox
 from tests.redis_support import redis_url
+from tests.support.clock import FakeClock
+from tests.support.memory_store import MemoryLeases
 
 OutboxFactory = Callable[..., ForwardingStore]
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=ADAPTERS)
 def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxFactory]:
     """Outboxes of the adapter under test, all on the same storage."""
+    with outboxes(request.param, tmp_path) as factory:
+        yield factory
+
+
+@pytest.fixture(params=[*ADAPTERS, "memory"])
+def make_leases(request: pytest.FixtureRequest, tmp_path: Path
+                ) -> Iterator[Callable[[], Leases]]:
+    """Handles on one storage of named leases, for each adapter and the in-memory fake."""
+    if request.param == "memory":
+        leases = MemoryLeases()
+        yield lambda: leases
+        return
+    with outboxes(request.param, tmp_path) as factory:
+        yield factory
+
+
+@contextmanager
+def outboxes(kind: str, tmp_path: Path) -> Iterator[OutboxFactory]:
+    """Opens outboxes of one adapter on one storage; closes them (and cleans Redis) after."""
     opened: list[ForwardingStore] = []
     prefix = f"callrelay-test:{uuid.uuid4().hex}:"
-    url = redis_url() if request.param == "redis" else ""
+    url = redis_url() if kind == "redis" else ""
 
     def factory(clock: Callable[[], float] = time.time) -> ForwardingStore:
         outbox: ForwardingStore
-        if request.param == "sqlite":
+        if kind == "sqlite":
             outbox = SQLiteOutbox(SQLiteDatabase(str(tmp_path / "outbox.sqlite3")), clock)
         else:
             outbox = RedisOutbox(RedisDatabase(url), clock, prefix=prefix)
@@ -186,8 +202,8 @@ def test_concurrent_workers_deliver_each_event_once_in_order(make_outbox):
     assert delivered == streams
 
 
-def test_leases_are_taken_once_until_released_or_run_out(make_outbox):
-    first, second = make_outbox(), make_outbox()
+def test_leases_are_taken_once_until_released_or_run_out(make_leases):
+    first, second = make_leases(), make_leases()
     assert first.take_lease("subscription:CA1", 30) is True
     assert second.take_lease("subscription:CA1", 30) is False
     assert second.take_lease("subscription:CA2", 30) is True

@@ -1,4 +1,5 @@
-"""Fixtures for the store contract: every test runs against each adapter (SQLite, Redis)."""
+"""Fixtures for the store contract: every test runs against each adapter (SQLite, Redis) and
+against the in-memory store the unit tests use, which proves that fake faithful."""
 
 from __future__ import annotations
 
@@ -17,19 +18,8 @@ from services.store.redis.legs import RedisStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
 from tests.redis_support import redis_url
-
-
-class FakeClock:
-    """A clock the test moves by hand (the stores take `clock=`)."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.clock import FakeClock
+from tests.support.memory_store import MemoryLegStore, MemoryRegistry
 
 
 class StoreFactory:
@@ -41,14 +31,21 @@ class StoreFactory:
     def __init__(self, kind: str, location: str, prefix: str = "") -> None:
         self.kind, self.location, self.prefix = kind, location, prefix
         self.opened: list[LegStore] = []
+        self.memory = MemoryRegistry()
 
     @property
     def spec(self) -> tuple[str, str, str]:
+        if self.kind == "memory":
+            pytest.skip("the in-memory store lives in one process")
         return (self.kind, self.location, self.prefix)
 
     def __call__(self, retention: Retention | None = None,
                  clock: Callable[[], float] = time.time) -> LegStore:
-        store = open_spec(self.spec, retention or Retention(), clock)
+        store: LegStore
+        if self.kind == "memory":
+            store = MemoryLegStore(retention, clock, self.memory)
+        else:
+            store = open_spec(self.spec, retention or Retention(), clock)
         self.opened.append(store)
         return store
 
@@ -89,11 +86,11 @@ def redis_client() -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), "memory"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Opens stores of the adapter under test, all on the same registry."""
-    if request.param == "sqlite":
-        factory = StoreFactory("sqlite", str(tmp_path / "legs.sqlite3"))
+    if request.param in ("sqlite", "memory"):
+        factory = StoreFactory(request.param, str(tmp_path / "legs.sqlite3"))
         yield factory
         factory.close()
         return
