@@ -10,6 +10,7 @@ import json
 import re
 import shlex
 
+import pytest
 import yaml
 
 from config import metrics_dir
@@ -84,3 +85,27 @@ def test_env_example_is_a_development_config_without_a_token():
     assert values["TWILIO_API_BASE_URL"].startswith("http://127.0.0.1:")
     assert set(values) <= runtime_variables()
     Settings.from_env({**values, "RELAY_API_TOKENS": "x" * 32})  # valid once a token is added
+
+
+_DOC_LINK = re.compile(r"\b((?:docs/[\w-]+|README)\.md)(?:#([\w-]+))?")
+
+
+def heading_anchors(path: str) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings (lower case, punctuation dropped)."""
+    text = (ROOT / path).read_text()
+    text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)  # not code comments
+    headings = re.findall(r"^#{1,6} (.+)$", text, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("name", ["app.json", "render.yaml"])
+def test_deploy_files_point_at_pages_and_sections_that_exist(name):
+    text = (ROOT / name).read_text()
+    links = _DOC_LINK.findall(text)
+    # A section named in words goes stale silently when the docs move things: an anchor is
+    # checked here.
+    assert text.count("README") == sum(path == "README.md" for path, _ in links), \
+        f"{name}: name documentation by path and #anchor"
+    for path, anchor in links:
+        assert (ROOT / path).is_file(), f"{name}: {path} does not exist"
+        assert anchor in heading_anchors(path), f"{name}: no section {path}#{anchor}"

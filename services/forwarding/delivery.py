@@ -55,7 +55,7 @@ def signed_headers(secret: str, event_id: str, body: str, at: float) -> dict[str
 
 
 class Forwarder:
-    """One delivery thread per process: claims due events, posts them, acks or backs off."""
+    """One delivery thread per process: leases due events, posts them, acks or backs off."""
 
     def __init__(self, outbox: Outbox, url: str, secret: str,
                  options: DeliveryOptions | None = None, *,
@@ -116,7 +116,7 @@ class Forwarder:
 
     def run_once(self, session: requests.Session) -> int:
         """Deliver one batch of due events (each its stream's head); returns how many."""
-        events = self.outbox.claim(self.owner, self.options.lease_s, self.options.batch)
+        events = self.outbox.lease(self.owner, self.options.lease_s, self.options.batch)
         for event in events:
             if self._stop.is_set():
                 break  # the rest keep their lease until it lapses, then are retaken

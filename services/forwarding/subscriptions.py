@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from services.errors import RelayError, TwilioRefused
 from services.legs.model import Leg
-from services.store.outbox import Claims
+from services.store.outbox import Leases
 from services.twilio.port import TwilioGateway
 
 log = logging.getLogger("callrelay.subscriber")
@@ -18,18 +18,19 @@ log = logging.getLogger("callrelay.subscriber")
 
 @dataclass(frozen=True)
 class SubscriptionOptions:
-    """Retries of a subscription, and how long its claim is held."""
+    """Retries of a subscription, and how long its lease is held."""
 
     attempts: int = 3
     delay_s: float = 1.0  # doubled after each failed attempt
     # While a worker subscribes: if it dies, another callback of the leg may retry after this.
     lease_s: float = 120.0
-    # After success: at least as long as a call can last (Twilio's default limit is 4 hours).
-    keep_s: float = 4 * 3600.0
+    # After success the lease is renewed for at least as long as a call can last (Twilio's
+    # default limit is 4 hours), so later callbacks of the leg do not subscribe it again.
+    subscribed_lease_s: float = 4 * 3600.0
 
 
-def claim_name(leg_sid: str) -> str:
-    """The claim that says a leg's subscription is taken care of."""
+def lease_name(leg_sid: str) -> str:
+    """The lease that says a leg's subscription is taken care of."""
     return f"subscription:{leg_sid}"
 
 
@@ -39,11 +40,11 @@ def idempotency_key(leg_sid: str) -> str:
 
 
 class Subscriber:
-    """Claims a leg durably in the webhook, then subscribes it on a background thread."""
+    """Leases a leg durably in the webhook, then subscribes it on a background thread."""
 
-    def __init__(self, claims: Claims, twilio: TwilioGateway,
+    def __init__(self, leases: Leases, twilio: TwilioGateway,
                  options: SubscriptionOptions | None = None) -> None:
-        self.claims, self.twilio = claims, twilio
+        self.leases, self.twilio = leases, twilio
         self.options = options or SubscriptionOptions()
         self._jobs: queue.Queue[tuple[str, str]] = queue.Queue()
         self._lock = threading.Lock()
@@ -52,15 +53,15 @@ class Subscriber:
         self._stop = threading.Event()
 
     def leg_recorded(self, leg: Leg, callback_url: str) -> bool:
-        """Schedule a subscription when an SDK leg is live and nobody claimed it yet."""
+        """Schedule a subscription when an SDK leg is live and nobody leased it yet."""
         if not (leg.is_sdk and leg.is_live):
             return False
         try:
-            if not self.claims.claim_once(claim_name(leg.call_sid), self.options.lease_s):
+            if not self.leases.take_lease(lease_name(leg.call_sid), self.options.lease_s):
                 return False
         except RelayError:
             # The webhook must still answer: a later callback of this leg will try again.
-            log.warning("could not claim the subscription", extra={"call_sid": leg.call_sid})
+            log.warning("could not lease the subscription", extra={"call_sid": leg.call_sid})
             return False
         self._ensure_thread()
         self._jobs.put((leg.call_sid, callback_url))
@@ -100,13 +101,13 @@ class Subscriber:
                 self._jobs.task_done()
 
     def subscribe(self, call_sid: str, callback_url: str) -> None:
-        """Create the subscription, retrying; release the claim when it cannot be done."""
-        name = claim_name(call_sid)
+        """Create the subscription, retrying; release the lease when it cannot be done."""
+        name = lease_name(call_sid)
         for attempt in range(1, self.options.attempts + 1):
             fields = {"call_sid": call_sid, "attempt": attempt}
             try:
                 sid = self.twilio.subscribe(call_sid, callback_url, idempotency_key(call_sid))
-                self.claims.keep_once(name, self.options.keep_s)
+                self.leases.renew_lease(name, self.options.subscribed_lease_s)
                 log.info("subscribed to the leg's messages",
                          extra={**fields, "subscription_sid": sid})
                 return
@@ -125,6 +126,6 @@ class Subscriber:
                     self._stop.wait(self.options.delay_s * 2 ** (attempt - 1)):
                 break
         try:
-            self.claims.release_once(name)  # a later callback of the leg may try again
+            self.leases.release_lease(name)  # a later callback of the leg may try again
         except RelayError:
-            log.warning("could not release the subscription claim", extra={"call_sid": call_sid})
+            log.warning("could not release the subscription lease", extra={"call_sid": call_sid})

@@ -1,10 +1,11 @@
 """The outbox port: events waiting for delivery to the backend, in order per call, durably.
 
 An event belongs to a *stream* (the call's parent SID). Only the oldest pending event of a
-stream can be claimed, so event N+1 of a call is never delivered before N is acknowledged.
-A claim is a lease: a worker that dies mid-delivery loses it when the lease runs out, and
-another worker retakes the event. Event ids are the `webhook-id` the backend sees: an id
-already queued (or delivered within `seen_s`) is not queued again.
+stream can be leased, so event N+1 of a call is never delivered before N is acknowledged.
+A lease is a time-bounded hold, here and for the named leases below: a worker that dies
+mid-delivery loses its lease when it runs out, and another worker retakes the event. Event
+ids are the `webhook-id` the backend sees: an id already queued (or delivered within
+`SEEN_S`) is not queued again.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Outbox(Protocol):
         """Queue `event` unless its id is already known; True when it was queued now."""
         ...
 
-    def claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
+    def lease(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
         """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
         ...
 
@@ -78,21 +79,21 @@ class Outbox(Protocol):
         ...
 
 
-class Claims(Protocol):
-    """Named one-off claims with an expiry: "insert if absent", shared by every instance."""
+class Leases(Protocol):
+    """Named leases: "take if nobody holds it", each held until it runs out or is released."""
 
-    def claim_once(self, name: str, ttl_s: float) -> bool:
-        """Take `name` unless someone holds it and it has not expired; True when taken."""
+    def take_lease(self, name: str, lease_s: float) -> bool:
+        """Take `name` for `lease_s` unless someone holds it and it has not run out."""
         ...
 
-    def keep_once(self, name: str, ttl_s: float) -> None:
-        """Hold a taken claim for `ttl_s` from now."""
+    def renew_lease(self, name: str, lease_s: float) -> None:
+        """Hold a taken lease for `lease_s` from now."""
         ...
 
-    def release_once(self, name: str) -> None:
-        """Give a claim up, so it can be taken again."""
+    def release_lease(self, name: str) -> None:
+        """Give a lease up, so it can be taken again."""
         ...
 
 
-class ForwardingStore(Outbox, Claims, Protocol):
-    """What forwarding needs from storage: the outbox and the claims."""
+class ForwardingStore(Outbox, Leases, Protocol):
+    """What forwarding needs from storage: the outbox and the named leases."""

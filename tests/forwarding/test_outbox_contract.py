@@ -1,4 +1,5 @@
-"""The outbox contract, run against every adapter (SQLite file, real Redis)."""
+"""The outbox contract, run against every adapter (SQLite file, real Redis); the leases' too,
+and against the in-memory leases the unit tests use."""
 
 from __future__ import annotations
 
@@ -6,46 +7,61 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import redis
 
-from services.store.outbox import ForwardingStore, OutboxEvent
+from services.store.outbox import ForwardingStore, Leases, OutboxEvent
 from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.outbox import SQLiteOutbox
+from tests.support.clock import FakeClock
+from tests.support.memory_store import MemoryLeases
 from tests.support.redis_server import redis_url
 
 OutboxFactory = Callable[..., ForwardingStore]
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+@pytest.fixture(params=ADAPTERS)
 def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxFactory]:
     """Outboxes of the adapter under test, all on the same storage."""
+    with outboxes(request.param, tmp_path) as factory:
+        yield factory
+
+
+@pytest.fixture(params=[*ADAPTERS, "memory"])
+def make_leases(request: pytest.FixtureRequest, tmp_path: Path
+                ) -> Iterator[Callable[[], Leases]]:
+    """Handles on one storage of named leases, for each adapter and the in-memory fake."""
+    if request.param == "memory":
+        leases = MemoryLeases()
+        yield lambda: leases
+        return
+    with outboxes(request.param, tmp_path) as factory:
+        yield factory
+
+
+@contextmanager
+def outboxes(kind: str, tmp_path: Path) -> Iterator[OutboxFactory]:
+    """Opens outboxes of one adapter on one storage; closes them (and cleans Redis) after."""
     opened: list[ForwardingStore] = []
     prefix = f"callrelay-test:{uuid.uuid4().hex}:"
-    url = redis_url() if request.param == "redis" else ""
+    url = redis_url() if kind == "redis" else ""
 
     def factory(clock: Callable[[], float] = time.time) -> ForwardingStore:
         outbox: ForwardingStore
-        if request.param == "sqlite":
+        if kind == "sqlite":
             outbox = SQLiteOutbox(SQLiteDatabase(str(tmp_path / "outbox.sqlite3")), clock)
         else:
             outbox = RedisOutbox(RedisDatabase(url), clock, prefix=prefix)
@@ -75,73 +91,73 @@ def test_an_id_is_queued_once_even_after_delivery(make_outbox, clock):
     outbox = make_outbox(clock)
     assert outbox.enqueue(event("a1")) is True
     assert outbox.enqueue(event("a1")) is False
-    [claimed] = outbox.claim("w1", 30)
-    assert (claimed.body, claimed.attempts, claimed.created_at) == ('{"id":"a1"}', 0, clock.now)
+    [leased] = outbox.lease("w1", 30)
+    assert (leased.body, leased.attempts, leased.created_at) == ('{"id":"a1"}', 0, clock.now)
     outbox.ack("a1")
     assert outbox.enqueue(event("a1")) is False
-    assert outbox.claim("w1", 30) == []
+    assert outbox.lease("w1", 30) == []
 
 
-def test_only_the_head_of_each_stream_is_claimed(make_outbox, clock):
+def test_only_the_head_of_each_stream_is_leased(make_outbox, clock):
     outbox = make_outbox(clock)
     for e in (event("a1"), event("b1", "CA2"), event("a2"), event("b2", "CA2")):
         outbox.enqueue(e)
-    assert sorted(ids(outbox.claim("w1", 30))) == ["a1", "b1"]
-    assert outbox.claim("w2", 30) == []  # leased, and the rest wait behind them
+    assert sorted(ids(outbox.lease("w1", 30))) == ["a1", "b1"]
+    assert outbox.lease("w2", 30) == []  # leased, and the rest wait behind them
     outbox.ack("a1")
-    assert ids(outbox.claim("w2", 30)) == ["a2"]
+    assert ids(outbox.lease("w2", 30)) == ["a2"]
     outbox.ack("b1")
     outbox.ack("a2")
-    assert ids(outbox.claim("w1", 30)) == ["b2"]
+    assert ids(outbox.lease("w1", 30)) == ["b2"]
 
 
 def test_a_failed_event_holds_its_stream_until_its_retry(make_outbox, clock):
     outbox = make_outbox(clock)
     outbox.enqueue(event("a1"))
     outbox.enqueue(event("a2"))
-    outbox.claim("w1", 30)
+    outbox.lease("w1", 30)
     outbox.retry_at("a1", "w1", clock.now + 10, "HTTP 503")
-    assert outbox.claim("w1", 30) == []
+    assert outbox.lease("w1", 30) == []
     clock.now += 10
-    [again] = outbox.claim("w2", 30)
+    [again] = outbox.lease("w2", 30)
     assert (again.id, again.attempts) == ("a1", 1)
 
 
 def test_an_expired_lease_is_retaken_and_the_old_owner_loses_it(make_outbox, clock):
     first, second = make_outbox(clock), make_outbox(clock)
     first.enqueue(event("a1"))
-    assert ids(first.claim("dead-worker", 30)) == ["a1"]
-    assert second.claim("w2", 30) == []
+    assert ids(first.lease("dead-worker", 30)) == ["a1"]
+    assert second.lease("w2", 30) == []
     clock.now += 31
-    assert ids(second.claim("w2", 30)) == ["a1"]
+    assert ids(second.lease("w2", 30)) == ["a1"]
     first.retry_at("a1", "dead-worker", clock.now + 100, "late")  # ignored: not its lease
     first.bury("a1", "dead-worker", "late")
     assert second.dead() == []
     second.ack("a1")
-    assert second.claim("w2", 30) == []
+    assert second.lease("w2", 30) == []
 
 
 def test_buried_events_are_listed_and_can_be_revived(make_outbox, clock):
     outbox = make_outbox(clock)
     for e in (event("a1"), event("a2"), event("a3")):
         outbox.enqueue(e)
-    outbox.claim("w1", 30)
+    outbox.lease("w1", 30)
     outbox.retry_at("a1", "w1", clock.now, "HTTP 500")
-    outbox.claim("w1", 30)
+    outbox.lease("w1", 30)
     clock.now += 5
     outbox.bury("a1", "w1", "HTTP 502")
     [dead] = outbox.dead()
     assert (dead.id, dead.stream, dead.attempts, dead.last_error) == ("a1", "CA1", 2, "HTTP 502")
     assert (dead.dead_at, dead.body) == (clock.now, '{"id":"a1"}')
-    assert ids(outbox.claim("w1", 30)) == ["a2"]  # the stream moves on
+    assert ids(outbox.lease("w1", 30)) == ["a2"]  # the stream moves on
     assert outbox.revive("a1") is True and outbox.revive("a1") is False
     assert outbox.revive("unknown") is False
     assert outbox.dead() == []
-    assert outbox.claim("w1", 30) == []  # a2 still in flight: a1 waits behind it
+    assert outbox.lease("w1", 30) == []  # a2 still in flight: a1 waits behind it
     outbox.ack("a2")
-    assert ids(outbox.claim("w1", 30)) == ["a3"]
+    assert ids(outbox.lease("w1", 30)) == ["a3"]
     outbox.ack("a3")
-    [revived] = outbox.claim("w1", 30)
+    [revived] = outbox.lease("w1", 30)
     assert (revived.id, revived.attempts) == ("a1", 0)
 
 
@@ -149,9 +165,9 @@ def test_dead_list_is_newest_first_and_limited(make_outbox, clock):
     outbox = make_outbox(clock)
     for n in range(3):
         outbox.enqueue(event(f"e{n}", f"CA{n}"))
-    for claimed in outbox.claim("w1", 30):
+    for leased in outbox.lease("w1", 30):
         clock.now += 1
-        outbox.bury(claimed.id, "w1", "HTTP 410")
+        outbox.bury(leased.id, "w1", "HTTP 410")
     assert [d.id for d in outbox.dead()] == ["e2", "e1", "e0"]
     assert [d.id for d in outbox.dead(limit=2)] == ["e2", "e1"]
 
@@ -169,13 +185,13 @@ def test_concurrent_workers_deliver_each_event_once_in_order(make_outbox):
         mine = make_outbox()
         idle = 0
         while idle < 20:
-            claimed = mine.claim(name, 30, limit=2)
-            idle = 0 if claimed else idle + 1
-            for e in claimed:
+            leased = mine.lease(name, 30, limit=2)
+            idle = 0 if leased else idle + 1
+            for e in leased:
                 with lock:  # a duplicate or an overtaking event shows in the lists
                     delivered[e.stream].append(e.id)
                 mine.ack(e.id)
-            if not claimed:
+            if not leased:
                 time.sleep(0.005)
 
     threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
@@ -186,18 +202,18 @@ def test_concurrent_workers_deliver_each_event_once_in_order(make_outbox):
     assert delivered == streams
 
 
-def test_claims_are_taken_once_until_released_or_expired(make_outbox):
-    first, second = make_outbox(), make_outbox()
-    assert first.claim_once("subscription:CA1", 30) is True
-    assert second.claim_once("subscription:CA1", 30) is False
-    assert second.claim_once("subscription:CA2", 30) is True
-    first.release_once("subscription:CA1")
-    assert second.claim_once("subscription:CA1", 0.05) is True
+def test_leases_are_taken_once_until_released_or_run_out(make_leases):
+    first, second = make_leases(), make_leases()
+    assert first.take_lease("subscription:CA1", 30) is True
+    assert second.take_lease("subscription:CA1", 30) is False
+    assert second.take_lease("subscription:CA2", 30) is True
+    first.release_lease("subscription:CA1")
+    assert second.take_lease("subscription:CA1", 0.05) is True
     time.sleep(0.1)
-    assert first.claim_once("subscription:CA1", 30) is True
-    first.keep_once("subscription:CA1", 0.05)
+    assert first.take_lease("subscription:CA1", 30) is True
+    first.renew_lease("subscription:CA1", 0.05)
     time.sleep(0.1)
-    assert second.claim_once("subscription:CA1", 30) is True
+    assert second.take_lease("subscription:CA1", 30) is True
 
 
 @pytest.mark.redis
@@ -209,10 +225,10 @@ def test_every_redis_key_has_a_ttl(clock):
     try:
         for e in (event("a1"), event("a2"), event("b1", "CA2")):
             outbox.enqueue(e)
-        outbox.claim("w1", 30)
+        outbox.lease("w1", 30)
         outbox.bury("a1", "w1", "HTTP 500")
         outbox.retry_at("b1", "w1", clock.now + 5, "HTTP 503")
-        outbox.claim_once("subscription:CA1", 30)
+        outbox.take_lease("subscription:CA1", 30)
         keys = list(client.scan_iter(match=f"{prefix}*"))
         assert len(keys) >= 7
         assert all(client.pttl(key) > 0 for key in keys), {k: client.pttl(k) for k in keys}

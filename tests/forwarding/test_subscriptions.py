@@ -85,7 +85,7 @@ def test_a_refused_subscription_is_tried_again_by_a_later_callback(make_app, twi
     relay.play(call.answer[:2])  # the parent, then the SDK child ringing
     settle(app)
     assert len(subscription_posts(twilio)) == 1 and twilio.subscriptions == []
-    relay.play(call.answer[2:])  # initiated (late), in-progress: the claim was released
+    relay.play(call.answer[2:])  # initiated (late), in-progress: the lease was released
     settle(app)
     assert [s.call_sid for s in twilio.subscriptions] == [call.sdk_sid]
 

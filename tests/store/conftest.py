@@ -1,4 +1,5 @@
-"""Fixtures for the store tests: every contract test runs against each adapter (SQLite, Redis)."""
+"""Fixtures for the store tests: every contract test runs against each adapter (SQLite, Redis)
+and against the in-memory store the unit tests use, which proves that fake faithful."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.store.support import FakeClock, StoreFactory, delete_prefix, unique_prefix
+from tests.store.support import StoreFactory, delete_prefix, unique_prefix
+from tests.support.clock import FakeClock
 from tests.support.redis_server import redis_url
 
 
@@ -25,11 +27,11 @@ def redis_client() -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), "memory"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Opens stores of the adapter under test, all on the same registry."""
-    if request.param == "sqlite":
-        factory = StoreFactory("sqlite", str(tmp_path / "legs.sqlite3"))
+    if request.param in ("sqlite", "memory"):
+        factory = StoreFactory(request.param, str(tmp_path / "legs.sqlite3"))
         yield factory
         factory.close()
         return

@@ -1,4 +1,4 @@
-"""How the store tests open adapters: a clock moved by hand, store factories, Redis prefixes."""
+"""How the store tests open adapters: store factories (SQLite, Redis, in memory), Redis prefixes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+import pytest
 import redis
 
 from services.legs.rules import Retention
@@ -14,19 +15,7 @@ from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
-
-
-class FakeClock:
-    """A clock the test moves by hand (the stores take `clock=`)."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support.memory_store import MemoryLegStore, MemoryRegistry
 
 
 class StoreFactory:
@@ -38,14 +27,21 @@ class StoreFactory:
     def __init__(self, kind: str, location: str, prefix: str = "") -> None:
         self.kind, self.location, self.prefix = kind, location, prefix
         self.opened: list[LegStore] = []
+        self.memory = MemoryRegistry()
 
     @property
     def spec(self) -> tuple[str, str, str]:
+        if self.kind == "memory":
+            pytest.skip("the in-memory store lives in one process")
         return (self.kind, self.location, self.prefix)
 
     def __call__(self, retention: Retention | None = None,
                  clock: Callable[[], float] = time.time) -> LegStore:
-        store = open_spec(self.spec, retention or Retention(), clock)
+        store: LegStore
+        if self.kind == "memory":
+            store = MemoryLegStore(retention, clock, self.memory)
+        else:
+            store = open_spec(self.spec, retention or Retention(), clock)
         self.opened.append(store)
         return store
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from services.legs.model import Leg
 from services.legs.rules import Retention, merge
 from tests.store.scenario import Scenario, apply_all, check_state, ev, sid
-from tests.store.support import FakeClock, StoreFactory
+from tests.store.support import StoreFactory
+from tests.support.clock import FakeClock
 
 
 def test_apply_then_get_round_trips(make_store: StoreFactory) -> None:

@@ -18,7 +18,8 @@ from services.store.legs import LegStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
 from tests.store.scenario import Scenario, apply_all, ev, sid
-from tests.store.support import FakeClock, StoreFactory
+from tests.store.support import StoreFactory
+from tests.support.clock import FakeClock
 from tests.support.redis_server import RedisServer
 
 

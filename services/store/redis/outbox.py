@@ -2,10 +2,12 @@
 
 Layout under `prefix`: a hash per event (`ob:ev:<id>`), a list of event ids per stream
 (`ob:q:<stream>`, oldest first), a sorted set of streams scored by when their head event may
-next be claimed (`ob:due`: now when new, the lease's end while delivered, the backoff's end
+next be leased (`ob:due`: now when new, the lease's end while delivered, the backoff's end
 after a failure), a sorted set of dead ids (`ob:dead`), the ids already queued (`ob:seen:<id>`)
-and the one-off claims (`once:<name>`). Every key has a TTL. The scripts build key names from
-the prefix, so a Redis Cluster is not supported (neither is it by the leg store).
+and the named leases (`once:<name>`, named so before they were called leases; renaming the
+keys would drop the leases held during a rolling deploy). Every key has a TTL. The scripts
+build key names from the prefix, so a Redis Cluster is not supported (neither is it by the leg
+store).
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from typing import Any, cast
 
 from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
 from services.store.redis.database import RedisDatabase
-from services.store.redis.outbox_scripts import ACK, BURY, CLAIM, ENQUEUE, RETRY, REVIVE
+from services.store.redis.outbox_scripts import ACK, BURY, ENQUEUE, LEASE, RETRY, REVIVE
 
 TTL_MS = math.ceil(DEAD_S * 1000)
 
 
 class RedisOutbox:
-    """Outbox and claims in Redis, shared by every callrelay instance."""
+    """Outbox and named leases in Redis, shared by every callrelay instance."""
 
     def __init__(self, db: RedisDatabase, clock: Callable[[], float] = time.time, *,
                  prefix: str = "callrelay:") -> None:
@@ -45,10 +47,10 @@ class RedisOutbox:
         return bool(self._run(ENQUEUE, keys, event.id, event.stream, event.body, repr(now),
                               repr(event.created_at or now), math.ceil(SEEN_S * 1000), TTL_MS))
 
-    def claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
+    def lease(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
         """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
         now = self.clock()
-        rows = self._run(CLAIM, [self._due], repr(now), repr(now + lease_s), owner, limit)
+        rows = self._run(LEASE, [self._due], repr(now), repr(now + lease_s), owner, limit)
         return [OutboxEvent(id=r[0], stream=r[1], body=r[2], attempts=int(r[3]),
                             created_at=float(r[4])) for r in rows]
 
@@ -90,20 +92,20 @@ class RedisOutbox:
         return bool(self._run(REVIVE, [self._due, self._dead], event_id, repr(self.clock()),
                               TTL_MS))
 
-    def claim_once(self, name: str, ttl_s: float) -> bool:
-        """Take `name` unless someone holds it and it has not expired; True when taken."""
+    def take_lease(self, name: str, lease_s: float) -> bool:
+        """Take `name` for `lease_s` unless someone holds it and it has not run out."""
         with self.db.errors():
             return bool(self.db.client().set(f"{self.prefix}once:{name}", "1", nx=True,
-                                          px=max(1, math.ceil(ttl_s * 1000))))
+                                          px=max(1, math.ceil(lease_s * 1000))))
 
-    def keep_once(self, name: str, ttl_s: float) -> None:
-        """Hold a taken claim for `ttl_s` from now."""
+    def renew_lease(self, name: str, lease_s: float) -> None:
+        """Hold a taken lease for `lease_s` from now."""
         with self.db.errors():
             self.db.client().set(f"{self.prefix}once:{name}", "1",
-                              px=max(1, math.ceil(ttl_s * 1000)))
+                              px=max(1, math.ceil(lease_s * 1000)))
 
-    def release_once(self, name: str) -> None:
-        """Give a claim up, so it can be taken again."""
+    def release_lease(self, name: str) -> None:
+        """Give a lease up, so it can be taken again."""
         with self.db.errors():
             self.db.client().delete(f"{self.prefix}once:{name}")
 

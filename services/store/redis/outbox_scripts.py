@@ -17,7 +17,7 @@ redis.call('PEXPIRE', KEYS[4], ARGV[8])
 return 1
 """
 
-CLAIM = """
+LEASE = """
 -- KEYS: due. ARGV: prefix, now, lease_until, owner, limit
 local streams = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, ARGV[5])
 local out = {}

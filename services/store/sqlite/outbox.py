@@ -8,7 +8,7 @@ from collections.abc import Callable
 from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
 from services.store.sqlite.database import SQLiteDatabase
 
-# `due_at` is when the row may next be claimed: now for a new event, the end of the lease
+# `due_at` is when the row may next be leased: now for a new event, the end of the lease
 # while a worker delivers it, the backoff's end after a failure. `state` is pending, done
 # (kept, without its body, to recognise duplicates) or dead.
 SCHEMA = """
@@ -29,11 +29,13 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(stream, seq) WHERE state = '
 CREATE INDEX IF NOT EXISTS outbox_closed ON outbox(state, closed_at) WHERE state != 'pending';
 CREATE TABLE IF NOT EXISTS once_claims (name TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 """
+# The named leases live in `once_claims`, the table's name from before they were called
+# leases: renaming it would need a migration of existing files for no change in behaviour.
 PURGE_EVERY_S = 60.0
 
 
 class SQLiteOutbox:
-    """Outbox and claims in the SQLite file the leg store uses, shared by every worker."""
+    """Outbox and named leases in the SQLite file the leg store uses, shared by every worker."""
 
     def __init__(self, db: SQLiteDatabase, clock: Callable[[], float] = time.time) -> None:
         self.db = db
@@ -51,7 +53,7 @@ class SQLiteOutbox:
                                            event.created_at or now))
             return cursor.rowcount == 1
 
-    def claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
+    def lease(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
         """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
         now = self.clock()
         if now - self._last_purge > PURGE_EVERY_S:
@@ -111,28 +113,28 @@ class SQLiteOutbox:
                        "VALUES (?, ?, ?, ?, ?)", (event_id, row[0], row[1], now, row[2]))
             return True
 
-    def claim_once(self, name: str, ttl_s: float) -> bool:
-        """Take `name` unless someone holds it and it has not expired; True when taken."""
+    def take_lease(self, name: str, lease_s: float) -> bool:
+        """Take `name` for `lease_s` unless someone holds it and it has not run out."""
         now = self.clock()
         with self.db.write() as db:
             return db.execute(
                 "INSERT INTO once_claims (name, expires_at) VALUES (?, ?) ON CONFLICT(name) "
                 "DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ?",
-                (name, now + ttl_s, now)).rowcount == 1
+                (name, now + lease_s, now)).rowcount == 1
 
-    def keep_once(self, name: str, ttl_s: float) -> None:
-        """Hold a taken claim for `ttl_s` from now."""
+    def renew_lease(self, name: str, lease_s: float) -> None:
+        """Hold a taken lease for `lease_s` from now."""
         with self.db.write() as db:
             db.execute("INSERT OR REPLACE INTO once_claims VALUES (?, ?)",
-                       (name, self.clock() + ttl_s))
+                       (name, self.clock() + lease_s))
 
-    def release_once(self, name: str) -> None:
-        """Give a claim up, so it can be taken again."""
+    def release_lease(self, name: str) -> None:
+        """Give a lease up, so it can be taken again."""
         with self.db.write() as db:
             db.execute("DELETE FROM once_claims WHERE name = ?", (name,))
 
     def purge(self) -> None:
-        """Forget delivered ids after SEEN_S, dead events after DEAD_S, expired claims."""
+        """Forget delivered ids after SEEN_S, dead events after DEAD_S, run-out leases."""
         now = self.clock()
         self._last_purge = now
         with self.db.write() as db:

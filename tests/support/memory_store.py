@@ -1,0 +1,136 @@
+"""In-memory adapters of the store ports, built on the pure leg rules: fast, and faithful.
+
+`MemoryLegStore` passes the same contract suite as the SQLite and Redis stores
+(tests/store/), so a unit test that uses it sees what a real store would do, without I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from services.errors import StoreUnavailable
+from services.legs.model import Leg, LegEvent
+from services.legs.rules import Retention, call_order, expires_at, merge
+
+
+class MemoryRegistry:
+    """One in-memory "database": legs with when each may be forgotten, shared by stores."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rows: dict[str, tuple[Leg, float]] = {}
+
+
+class MemoryLegStore:
+    """The LegStore port in a dict; `unavailable = True` makes every call fail as an outage."""
+
+    def __init__(self, retention: Retention | None = None,
+                 clock: Callable[[], float] = time.time,
+                 registry: MemoryRegistry | None = None) -> None:
+        self.retention = retention or Retention()
+        self.clock = clock
+        self.registry = registry or MemoryRegistry()
+        self.unavailable = False
+        self.closed = False
+
+    def _retained(self) -> list[Leg]:
+        if self.unavailable:
+            raise StoreUnavailable()
+        now = self.clock()
+        with self.registry.lock:
+            return [leg for leg, until in self.registry.rows.values() if until > now]
+
+    def apply(self, event: LegEvent) -> Leg:
+        """Fold an event into its leg (atomically: under the registry's lock)."""
+        if self.unavailable:
+            raise StoreUnavailable()
+        now = self.clock()
+        with self.registry.lock:
+            row = self.registry.rows.get(event.call_sid)
+            current = row[0] if row is not None and row[1] > now else None
+            leg = merge(current, event, now)
+            if leg is not current:
+                self.registry.rows[leg.call_sid] = (leg, expires_at(leg, self.retention))
+            return leg
+
+    def get(self, call_sid: str) -> Leg | None:
+        """One leg by SID, while retained."""
+        return next((leg for leg in self._retained() if leg.call_sid == call_sid), None)
+
+    def call_legs(self, root_sid: str) -> list[Leg]:
+        """The parent leg (if known) then the children, oldest first."""
+        legs = [leg for leg in self._retained()
+                if root_sid in (leg.call_sid, leg.parent_sid)]
+        return sorted(legs, key=call_order)
+
+    def live_sdk_legs(self, identity: str) -> list[Leg]:
+        """Every live leg on which the Voice SDK client `identity` sits."""
+        return [leg for leg in self._retained() if leg.identity == identity and leg.is_live]
+
+    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
+        """Calls that still have a non-ended leg, each as `call_legs` returns it."""
+        roots = dict.fromkeys(leg.root_sid for leg in self._retained() if leg.ended_at is None)
+        return [self.call_legs(root) for root in list(roots)[:limit]]
+
+    def purge(self) -> int:
+        """Forget legs whose retention has run out; returns how many."""
+        if self.unavailable:
+            raise StoreUnavailable()
+        now = self.clock()
+        with self.registry.lock:
+            gone = [sid for sid, (_, until) in self.registry.rows.items() if until <= now]
+            for sid in gone:
+                del self.registry.rows[sid]
+        return len(gone)
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable while the test says the store is down."""
+        if self.unavailable:
+            raise StoreUnavailable()
+
+    def close(self) -> None:
+        """Nothing to release; remembered so a test can check it was called."""
+        self.closed = True
+
+
+class MemoryLeases:
+    """The Leases port in a dict, on a clock the test can move."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.unavailable = False
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+
+    def _now(self) -> float:
+        if self.unavailable:
+            raise StoreUnavailable()
+        return self.clock()
+
+    def take_lease(self, name: str, lease_s: float) -> bool:
+        """Take `name` for `lease_s` unless someone holds it and it has not run out."""
+        now = self._now()
+        with self._lock:
+            if self._until.get(name, now) > now:
+                return False
+            self._until[name] = now + lease_s
+            return True
+
+    def renew_lease(self, name: str, lease_s: float) -> None:
+        """Hold a taken lease for `lease_s` from now."""
+        now = self._now()
+        with self._lock:
+            self._until[name] = now + lease_s
+
+    def release_lease(self, name: str) -> None:
+        """Give a lease up, so it can be taken again."""
+        self._now()
+        with self._lock:
+            self._until.pop(name, None)
+
+    def held(self, name: str) -> bool:
+        """True while someone holds `name` (for assertions)."""
+        with self._lock:
+            return self._until.get(name, self.clock()) > self.clock()

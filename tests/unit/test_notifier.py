@@ -1,0 +1,294 @@
+"""The Notifier use case with a fake Twilio and the in-memory store: which leg, which error,
+and what it asks Twilio when the registry does not know enough."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone, sdk_calls_sdk
+from services.errors import (
+    AmbiguousTarget,
+    CallNotFound,
+    IdentityNotFound,
+    LegNotLive,
+    NoSuchLeg,
+    TwilioRefused,
+    TwilioUnavailable,
+)
+from services.legs.model import LegEvent
+from services.use_cases.notify import Notifier, parse_request
+from tests.support.calls import as_twilio_knows, record
+from tests.support.clock import FakeClock
+from tests.support.fake_twilio import ACCOUNT_SID, FakeTwilio
+from tests.support.memory_store import MemoryLegStore
+
+DEADLINE_S = 5.0
+NEEDS_RECOVERY = pytest.mark.xfail(strict=True, reason="needs h/recovery")
+
+
+@pytest.fixture
+def store() -> MemoryLegStore:
+    return MemoryLegStore(clock=FakeClock())
+
+
+@pytest.fixture
+def twilio() -> FakeTwilio:
+    return FakeTwilio()
+
+
+@pytest.fixture
+def notifier(store: MemoryLegStore, twilio: FakeTwilio) -> Notifier:
+    return Notifier(store, twilio, DEADLINE_S)
+
+
+def notify(notifier: Notifier, **body: Any) -> None:
+    """Send a /notify body (content {"n": 1} unless given) through the use case."""
+    notifier.notify(parse_request({"content": {"n": 1}, **body}))
+
+
+def sent_to(twilio: FakeTwilio) -> list[str]:
+    """The call SIDs Twilio was asked to deliver a message to, in order."""
+    return [r.call_sid for r in twilio.made("send_message")]
+
+
+def ringing_child(parent: str, to: str, status: str = "ringing") -> LegEvent:
+    return LegEvent(new_call_sid(), status, parent_sid=parent, from_="+15550001111", to=to,
+                    direction="outbound-dial")
+
+
+def phone_call(store: MemoryLegStore) -> str:
+    """A phone calls the Twilio number, and nothing has been dialled yet: the parent's SID."""
+    parent = new_call_sid()
+    store.apply(LegEvent(parent, "in-progress", from_="+15550001111", to="+15005550001",
+                         direction="inbound"))
+    return parent
+
+
+# --- targeting by call_sid ------------------------------------------------------------------
+
+@pytest.mark.parametrize("scenario, given", [
+    (phone_calls_sdk, "parent_sid"), (phone_calls_sdk, "child_sid"),
+    (sdk_calls_phone, "parent_sid"), (sdk_calls_phone, "child_sid"),
+])
+def test_the_sdk_leg_is_found_from_either_sid(notifier, store, twilio, scenario, given):
+    call = scenario(ACCOUNT_SID)
+    record(store, call.answer)
+    notify(notifier, call_sid=getattr(call, given))
+    assert sent_to(twilio) == [call.sdk_sid]
+
+
+def test_the_given_leg_wins_when_an_sdk_sits_on_both(notifier, store, twilio):
+    call = sdk_calls_sdk(ACCOUNT_SID)
+    record(store, call.answer)
+    notify(notifier, call_sid=call.child_sid)
+    notify(notifier, call_sid=call.parent_sid)
+    assert sent_to(twilio) == [call.child_sid, call.parent_sid]
+
+
+def test_parent_and_child_legs_by_name(notifier, store, twilio):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    record(store, call.answer)
+    notify(notifier, call_sid=call.child_sid, leg="parent")
+    notify(notifier, call_sid=call.parent_sid, leg="child")
+    assert sent_to(twilio) == [call.parent_sid, call.child_sid]
+
+
+def test_twilio_gets_the_content_and_the_deadline(notifier, store, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    before = time.monotonic()
+    notify(notifier, call_sid=call.parent_sid, content={"b": [1, "é"]}, idempotency_key="k1")
+    [request] = twilio.made("send_message")
+    assert (request.content, request.error) == ('{"b":[1,"é"]}', None)
+    assert request.idempotency_key is not None
+    assert request.deadline is not None
+    assert before + DEADLINE_S <= request.deadline <= time.monotonic() + DEADLINE_S
+    assert twilio.made("fetch_call") == [] and twilio.made("child_calls") == []
+
+
+# --- targeting by identity ------------------------------------------------------------------
+
+def test_identity_with_one_live_leg(notifier, store, twilio):
+    mine, other = phone_calls_sdk(ACCOUNT_SID, "bob"), phone_calls_sdk(ACCOUNT_SID, "carol")
+    record(store, mine.answer + other.answer)
+    notify(notifier, identity="bob")
+    assert sent_to(twilio) == [mine.sdk_sid]
+
+
+def test_identity_with_several_live_legs_sends_to_each(notifier, store, twilio):
+    phone, laptop = sdk_calls_phone(ACCOUNT_SID, "alice"), phone_calls_sdk(ACCOUNT_SID, "alice")
+    record(store, phone.answer + laptop.answer)
+    notify(notifier, identity="alice")
+    assert sorted(sent_to(twilio)) == sorted([phone.sdk_sid, laptop.sdk_sid])
+
+
+def test_identity_skips_legs_that_are_not_live(notifier, store, twilio):
+    ended, live = sdk_calls_phone(ACCOUNT_SID, "alice"), sdk_calls_phone(ACCOUNT_SID, "alice")
+    record(store, ended.steps + live.answer)
+    notify(notifier, identity="alice")
+    assert sent_to(twilio) == [live.sdk_sid]
+
+
+def test_identity_without_a_live_leg_is_not_found(notifier, store, twilio):
+    record(store, sdk_calls_phone(ACCOUNT_SID, "alice").steps)  # ended
+    with pytest.raises(IdentityNotFound) as err:
+        notify(notifier, identity="alice")
+    assert (err.value.status, err.value.details["identity"]) == (404, "alice")
+    assert sent_to(twilio) == []
+
+
+# --- errors: nothing reaches Twilio's Messages API ------------------------------------------
+
+def test_a_call_unknown_here_and_at_twilio_is_not_found(notifier, twilio):
+    unknown = new_call_sid()
+    with pytest.raises(CallNotFound) as err:
+        notify(notifier, call_sid=unknown)
+    assert (err.value.status, err.value.code) == (404, "call_not_found")
+    assert [r.call_sid for r in twilio.made("fetch_call")] == [unknown]
+    assert sent_to(twilio) == []
+
+
+@pytest.mark.parametrize("status", ["queued", "initiated", "completed", "no-answer"])
+def test_an_sdk_leg_that_is_not_live_is_a_conflict(notifier, store, twilio, status):
+    parent = phone_call(store)
+    store.apply(ringing_child(parent, "client:bob", status))
+    with pytest.raises(LegNotLive) as err:
+        notify(notifier, call_sid=parent)
+    assert (err.value.status, err.value.details["leg"]["status"]) == (409, status)
+    assert sent_to(twilio) == []
+
+
+def test_an_ended_sdk_call_is_a_conflict(notifier, store, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.steps)
+    with pytest.raises(LegNotLive):
+        notify(notifier, call_sid=call.child_sid)
+    assert sent_to(twilio) == []
+
+
+def test_a_simultaneous_ring_is_ambiguous_until_one_answers(notifier, store, twilio):
+    parent = phone_call(store)
+    bob, carol = ringing_child(parent, "client:bob"), ringing_child(parent, "client:carol")
+    store.apply(bob)
+    store.apply(carol)
+    with pytest.raises(AmbiguousTarget) as err:
+        notify(notifier, call_sid=parent)
+    assert err.value.status == 409
+    assert {c["call_sid"] for c in err.value.details["candidates"]} == {bob.call_sid,
+                                                                       carol.call_sid}
+    assert sent_to(twilio) == []
+    store.apply(LegEvent(bob.call_sid, "in-progress"))
+    store.apply(LegEvent(carol.call_sid, "canceled"))
+    notify(notifier, call_sid=parent)
+    assert sent_to(twilio) == [bob.call_sid]
+
+
+@pytest.mark.parametrize("leg", ["sdk", "child"])
+def test_a_leg_neither_here_nor_at_twilio_is_no_such_leg(notifier, store, twilio, leg):
+    parent = phone_call(store)
+    with pytest.raises(NoSuchLeg) as err:
+        notify(notifier, call_sid=parent, leg=leg)
+    assert (err.value.status, err.value.code) == (409, "no_such_leg")
+    assert [r.call_sid for r in twilio.made("child_calls")] == [parent]
+    assert sent_to(twilio) == []
+
+
+def test_twilio_refusing_the_message_is_the_error(notifier, store, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    twilio.fail("send_message", TwilioRefused("refused", twilio_status=400, twilio_code=21220))
+    with pytest.raises(TwilioRefused) as err:
+        notify(notifier, call_sid=call.parent_sid)
+    assert err.value.details == {"twilio_status": 400, "twilio_code": 21220}
+
+
+# --- reconciliation: what Twilio knows fills the gaps ---------------------------------------
+
+def test_a_call_unknown_here_is_looked_up_at_twilio(notifier, store, twilio):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))  # the webhooks never reached callrelay
+    notify(notifier, call_sid=call.child_sid)
+    assert sent_to(twilio) == [call.child_sid]
+    assert [r.call_sid for r in twilio.made("fetch_call")] == [call.child_sid, call.parent_sid]
+    assert [leg.call_sid for leg in store.call_legs(call.parent_sid)] == [call.parent_sid,
+                                                                          call.child_sid]
+
+
+@pytest.mark.parametrize("leg", ["sdk", "child"])
+def test_a_child_twilio_lists_is_found(notifier, store, twilio, leg):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    record(store, call.answer[:1])  # the child's callbacks do not point at callrelay
+    twilio.knows(*as_twilio_knows(call.answer))
+    notify(notifier, call_sid=call.parent_sid, leg=leg)
+    assert sent_to(twilio) == [call.child_sid]
+    assert [r.call_sid for r in twilio.made("child_calls")] == [call.parent_sid]
+    assert twilio.made("fetch_call") == []
+
+
+def test_an_unknown_call_is_looked_up_once_while_the_answer_stands(notifier, twilio):
+    unknown = new_call_sid()
+    for _ in range(3):
+        with pytest.raises(CallNotFound):
+            notify(notifier, call_sid=unknown)
+    assert len(twilio.made("fetch_call")) == 1
+
+
+def test_twilio_unavailable_during_the_lookup_is_the_error(notifier, twilio):
+    twilio.fail("fetch_call", TwilioUnavailable("down"))
+    with pytest.raises(TwilioUnavailable):
+        notify(notifier, call_sid=new_call_sid())
+    assert sent_to(twilio) == []
+
+
+# --- several target legs and idempotency keys (CONTRACT "Several target legs") --------------
+
+def two_devices(store: MemoryLegStore, identity: str = "alice") -> tuple[str, str]:
+    """`identity` on two live calls at once: the two SDK legs' SIDs."""
+    phone, laptop = sdk_calls_phone(ACCOUNT_SID, identity), phone_calls_sdk(ACCOUNT_SID, identity)
+    record(store, phone.answer + laptop.answer)
+    return phone.sdk_sid, laptop.sdk_sid
+
+
+def test_a_retried_request_reuses_its_keys(notifier, store, twilio):
+    two_devices(store)
+    notify(notifier, identity="alice", idempotency_key="order-7")
+    first = twilio.keys()
+    notify(notifier, identity="alice", idempotency_key="order-7")
+    assert twilio.keys() == first
+    assert len(set(first.values())) == 2  # one message per leg...
+    assert len(twilio.messages) == 2  # ...and Twilio did not create them twice
+
+
+@NEEDS_RECOVERY
+def test_the_same_key_maps_to_the_same_key_per_leg_whatever_the_target(store, twilio):
+    a, b = two_devices(store)
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    notify(notifier, identity="alice", idempotency_key="order-7")
+    by_identity = twilio.keys()
+    for sid in (a, b):
+        notify(notifier, call_sid=sid, idempotency_key="order-7")
+        assert twilio.keys()[sid] == by_identity[sid], sid
+    assert by_identity[a] != by_identity[b]
+
+
+@NEEDS_RECOVERY
+def test_every_target_leg_is_tried_when_one_fails(notifier, store, twilio):
+    a, b = two_devices(store)
+    twilio.fail("send_message", TwilioRefused("refused", twilio_status=400, twilio_code=21220),
+                call_sid=a)
+    notify(notifier, identity="alice")  # one leg got its message: not an error
+    assert sorted(sent_to(twilio)) == sorted([a, b])
+    assert [m.call_sid for m in twilio.messages] == [b]
+
+
+@NEEDS_RECOVERY
+def test_when_every_leg_fails_each_was_tried_and_the_failure_is_the_error(notifier, store,
+                                                                        twilio):
+    a, b = two_devices(store)
+    twilio.fail("send_message", TwilioUnavailable("down"), times=None)
+    with pytest.raises(TwilioUnavailable):
+        notify(notifier, identity="alice")
+    assert sorted(sent_to(twilio)) == sorted([a, b])
