@@ -23,7 +23,7 @@ class LegStore(Protocol):
         ...
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
-        """Every live leg on which the Voice SDK client `identity` sits."""
+        """Every live leg on which the Voice SDK client `identity` sits, in call SID order."""
         ...
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:

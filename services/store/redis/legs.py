@@ -175,14 +175,15 @@ class RedisStore:
             return self._calls(client, [root_sid], self.clock())[0]
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
-        """Every live leg on which the Voice SDK client `identity` sits."""
+        """Every live leg on which the Voice SDK client `identity` sits, in call SID order."""
         with self.db.errors():
             client, _ = self._redis()
             now = self.clock()
             sids = cast(list[str], client.zrangebyscore(self._key("identity", identity),
                                                         f"({now!r}", "+inf"))
             legs = self._fetch(client, sids, now)
-        return [leg for leg in legs if leg.identity == identity and leg.is_live]
+        return sorted((leg for leg in legs if leg.identity == identity and leg.is_live),
+                      key=lambda leg: leg.call_sid)
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg, the soonest to expire first."""

@@ -93,9 +93,9 @@ class SQLiteStore:
         return sorted(legs, key=call_order)
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
-        """Every live leg on which the Voice SDK client `identity` sits."""
+        """Every live leg on which the Voice SDK client `identity` sits, in call SID order."""
         legs = self._select("identity = ? AND ended_at IS NULL", (identity,))
-        return [leg for leg in legs if leg.is_live]
+        return sorted((leg for leg in legs if leg.is_live), key=lambda leg: leg.call_sid)
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg."""
