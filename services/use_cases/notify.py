@@ -18,11 +18,11 @@ from services.errors import (
 )
 from services.legs.model import Leg, is_call_sid
 from services.store.legs import LegStore
-from services.twilio.port import SentMessage, TwilioGateway
+from services.twilio.port import TwilioGateway
+from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, Delivery, deliver
 from services.use_cases.reconcile import Reconciler
 
 MAX_CONTENT_CHARS = 10_000  # Twilio's limit (warning 32703)
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 LEG_CHOICES = ("sdk", "parent", "child")
 _FIELDS = {"call_sid", "identity", "leg", "content", "idempotency_key"}
 
@@ -161,14 +161,12 @@ class Notifier:
             self.reconciler.children(given.root_sid, deadline)
             return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
 
-    def notify(self, req: NotifyRequest) -> list[tuple[Leg, SentMessage]]:
+    def notify(self, req: NotifyRequest) -> Delivery:
         """Send the request's content to each target leg, within one deadline for everything."""
         deadline = time.monotonic() + self.deadline_s
-        sent: list[tuple[Leg, SentMessage]] = []
-        for leg in self.targets(req, deadline):
-            key = req.idempotency_key
-            if key is not None and req.identity is not None and len(sent) > 0:
-                key = f"{key}:{leg.call_sid}"  # one key per leg: each is a separate message
-            sent.append((leg, self.twilio.send_message(leg.call_sid, req.content, key,
-                                                       deadline=deadline)))
-        return sent
+        # A call_sid names one leg: the caller's key goes to Twilio as it is. Any other target
+        # may name several legs, and a different set on a retry: each leg gets a key derived
+        # from the caller's and its own SID, so a retry pairs every key with the same leg.
+        return deliver(self.twilio, self.targets(req, deadline), req.content,
+                       req.idempotency_key, per_leg_keys=req.call_sid is None,
+                       deadline=deadline)
