@@ -30,6 +30,13 @@ class LegStore(Protocol):
         """Calls that still have a non-ended leg, each as `call_legs` returns it."""
         ...
 
+    def registry_age(self) -> float:
+        """Seconds since this registry began recording legs: 0 when it was just created or lost.
+
+        A registry younger than the longest call may be missing calls that began before it.
+        """
+        ...
+
     def purge(self) -> int:
         """Forget legs whose retention has run out; returns how many."""
         ...
