@@ -132,20 +132,18 @@ def resolve_call_target(legs: list[Leg], given: Leg, leg: str) -> Leg:
 class Notifier:
     """Delivers /notify requests: looks legs up in the store (then Twilio), sends through Twilio."""
 
-    def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0) -> None:
+    def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0,
+                 max_call_duration_s: float = 4 * 3600.0) -> None:
         self.store = store
         self.twilio = twilio
         self.deadline_s = deadline_s
+        self.max_call_duration_s = max_call_duration_s
         self.reconciler = Reconciler(store, twilio)
 
     def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
         """The leg(s) a request is for, or the error that explains why there are none."""
         if req.identity is not None:
-            legs = self.store.live_sdk_legs(req.identity)
-            if not legs:
-                raise IdentityNotFound(f"No live call for the Voice SDK client {req.identity!r}.",
-                                       identity=req.identity)
-            return legs
+            return self.identity_legs(req.identity, deadline)
         assert req.call_sid is not None
         # Unknown here (webhooks not configured, lost, or before an ephemeral disk was wiped):
         # ask Twilio before answering 404.
@@ -160,6 +158,18 @@ class Notifier:
             # not point at callrelay. Twilio lists the children.
             self.reconciler.children(given.root_sid, deadline)
             return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
+
+    def identity_legs(self, identity: str, deadline: float | None = None) -> list[Leg]:
+        """Every live SDK leg of `identity`, asking Twilio when the registry may be missing it."""
+        legs = self.store.live_sdk_legs(identity)
+        # A registry younger than the longest call (a restart lost it, or it is new) may be
+        # missing calls that began before it: Twilio lists them. An older one knows them all.
+        if not legs and self.store.registry_age() < self.max_call_duration_s:
+            legs = self.reconciler.client(identity, deadline)
+        if not legs:
+            raise IdentityNotFound(f"No live call for the Voice SDK client {identity!r}.",
+                                   identity=identity)
+        return legs
 
     def notify(self, req: NotifyRequest) -> Delivery:
         """Send the request's content to each target leg, within one deadline for everything."""
