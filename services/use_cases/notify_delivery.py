@@ -57,6 +57,8 @@ def choose_error(failures: list[Failure]) -> RelayError:
 def deliver(twilio: TwilioGateway, legs: list[Leg], content: str, key: str | None, *,
             per_leg_keys: bool, deadline: float) -> Delivery:
     """Send `content` to every leg within one deadline; raise only when no leg got it."""
+    if not legs:
+        raise ValueError("deliver needs at least one leg; the caller explains why there is none")
     legs = sorted(legs, key=lambda leg: leg.call_sid)  # a stable order: the same error each time
 
     def send(leg: Leg) -> SentMessage | RelayError:
