@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     twilio = twilio or TwilioRestGateway(settings, observer=metrics)
     relay = build_forwarding(settings.forwarding, stores.outbox, twilio,
                              forwarding or ForwardingOptions())
-    notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s)
+    notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s,
+                        settings.max_call_duration_s)
 
     app = Flask(__name__)
     app.config["SETTINGS"] = settings

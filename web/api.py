@@ -20,6 +20,10 @@ def _call_json(legs: list[Leg]) -> dict[str, Any]:
             "legs": [leg.to_json() for leg in legs]}
 
 
+def _leg_json(leg: Leg) -> dict[str, Any]:
+    return {"leg": "parent" if leg.is_parent else "child", "identity": leg.identity}
+
+
 def api_blueprint(auth: BearerTokens, notifier: Notifier, legs: LegStore) -> Blueprint:
     """POST /notify, GET /calls and GET /calls/<call_sid>, behind bearer tokens."""
     bp = Blueprint("api", __name__)
@@ -31,15 +35,20 @@ def api_blueprint(auth: BearerTokens, notifier: Notifier, legs: LegStore) -> Blu
         body = request.get_json(silent=True, force=True)
         if body is None:
             raise InvalidJSON("The body must be a JSON object (Content-Type: application/json).")
-        sent = notifier.notify(parse_request(body))
-        annotate(sent_to=[leg.call_sid for leg, _ in sent],
-                 message_sids=[m.sid for _, m in sent])
-        return {"messages": [
+        delivery = notifier.notify(parse_request(body))
+        annotate(sent_to=[leg.call_sid for leg, _ in delivery.sent],
+                 message_sids=[m.sid for _, m in delivery.sent])
+        answer: dict[str, Any] = {"messages": [
             {"sid": msg.sid, "call_sid": msg.call_sid, "account_sid": msg.account_sid,
-             "date_created": msg.date_created, "leg": "parent" if leg.is_parent else "child",
-             "identity": leg.identity}
-            for leg, msg in sent
-        ]}, 201
+             "date_created": msg.date_created, **_leg_json(leg)}
+            for leg, msg in delivery.sent
+        ]}
+        if delivery.failed:
+            annotate(failed_on=[f.leg.call_sid for f in delivery.failed])
+            answer["failed"] = [{"call_sid": f.leg.call_sid, **_leg_json(f.leg),
+                                 "error": f.error.to_json()["error"]}
+                                for f in delivery.failed]
+        return answer, 201
 
     @bp.get("/calls")
     @auth.required

@@ -23,11 +23,18 @@ class LegStore(Protocol):
         ...
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
-        """Every live leg on which the Voice SDK client `identity` sits."""
+        """Every live leg on which the Voice SDK client `identity` sits, in call SID order."""
         ...
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg, each as `call_legs` returns it."""
+        ...
+
+    def registry_age(self) -> float:
+        """Seconds since this registry began recording legs: 0 when it was just created or lost.
+
+        A registry younger than the longest call may be missing calls that began before it.
+        """
         ...
 
     def purge(self) -> int:

@@ -36,6 +36,11 @@ class TwilioGateway(Protocol):
         """The legs `<Dial>` created under `parent_sid`, as Twilio knows them now."""
         ...
 
+    def calls_for_client(self, identity: str, *,
+                         deadline: float | None = None) -> list[LegEvent]:
+        """The live (ringing, in-progress) calls to or from `client:<identity>` Twilio knows."""
+        ...
+
     def subscribe(self, call_sid: str, callback_url: str, idempotency_key: str) -> str:
         """Subscribe to the messages the SDK on `call_sid` sends; returns the ZY sid."""
         ...

@@ -24,6 +24,8 @@ from services.twilio.retries import Retrier, RetryPolicy
 
 # Idle connections kept to Twilio per worker: at least gunicorn's threads (GUNICORN_THREADS).
 POOL_SIZE = 64
+# Live calls of one client per listing: a person is on one call, a shared identity on a few.
+CLIENT_CALLS_LIMIT = 20
 
 
 class _DeadlineHttpClient(TwilioHttpClient):
@@ -117,6 +119,28 @@ class TwilioRestGateway:
             return [_event(c) for c in page]
 
         return self.retrier.run(children, parent_sid, "list the call's legs", deadline)
+
+    def calls_for_client(self, identity: str, *,
+                         deadline: float | None = None) -> list[LegEvent]:
+        """Live calls to or from `client:<identity>`, in four small listings within `deadline`."""
+        # To or From, ringing or in-progress: the Status filter takes one value. Without it
+        # a listing would page through the client's whole call history.
+        address = f"client:{identity}"
+        found: list[LegEvent] = []
+        for status in ("in-progress", "ringing"):
+            for field in ("to", "from"):
+
+                def listing(status: str = status, field: str = field) -> list[LegEvent]:
+                    calls = (self.client.calls.list(to=address, status=status,
+                                                    limit=CLIENT_CALLS_LIMIT)
+                             if field == "to" else
+                             self.client.calls.list(from_=address, status=status,
+                                                    limit=CLIENT_CALLS_LIMIT))
+                    return [_event(call) for call in calls]
+
+                # The log field names no call: an identity is personal data.
+                found += self.retrier.run(listing, "", "list the client's calls", deadline)
+        return found
 
     def subscribe(self, call_sid: str, callback_url: str, idempotency_key: str) -> str:
         """Create a UserDefinedMessageSubscription, retrying 429/5xx with the same key."""

@@ -18,11 +18,11 @@ from services.errors import (
 )
 from services.legs.model import Leg, is_call_sid
 from services.store.legs import LegStore
-from services.twilio.port import SentMessage, TwilioGateway
+from services.twilio.port import TwilioGateway
+from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, Delivery, deliver
 from services.use_cases.reconcile import Reconciler
 
 MAX_CONTENT_CHARS = 10_000  # Twilio's limit (warning 32703)
-MAX_IDEMPOTENCY_KEY_CHARS = 255
 LEG_CHOICES = ("sdk", "parent", "child")
 _FIELDS = {"call_sid", "identity", "leg", "content", "idempotency_key"}
 
@@ -132,20 +132,18 @@ def resolve_call_target(legs: list[Leg], given: Leg, leg: str) -> Leg:
 class Notifier:
     """Delivers /notify requests: looks legs up in the store (then Twilio), sends through Twilio."""
 
-    def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0) -> None:
+    def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0,
+                 max_call_duration_s: float = 4 * 3600.0) -> None:
         self.store = store
         self.twilio = twilio
         self.deadline_s = deadline_s
+        self.max_call_duration_s = max_call_duration_s
         self.reconciler = Reconciler(store, twilio)
 
     def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
         """The leg(s) a request is for, or the error that explains why there are none."""
         if req.identity is not None:
-            legs = self.store.live_sdk_legs(req.identity)
-            if not legs:
-                raise IdentityNotFound(f"No live call for the Voice SDK client {req.identity!r}.",
-                                       identity=req.identity)
-            return legs
+            return self.identity_legs(req.identity, deadline)
         assert req.call_sid is not None
         # Unknown here (webhooks not configured, lost, or before an ephemeral disk was wiped):
         # ask Twilio before answering 404.
@@ -161,14 +159,24 @@ class Notifier:
             self.reconciler.children(given.root_sid, deadline)
             return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
 
-    def notify(self, req: NotifyRequest) -> list[tuple[Leg, SentMessage]]:
+    def identity_legs(self, identity: str, deadline: float | None = None) -> list[Leg]:
+        """Every live SDK leg of `identity`, asking Twilio when the registry may be missing it."""
+        legs = self.store.live_sdk_legs(identity)
+        # A registry younger than the longest call (a restart lost it, or it is new) may be
+        # missing calls that began before it: Twilio lists them. An older one knows them all.
+        if not legs and self.store.registry_age() < self.max_call_duration_s:
+            legs = self.reconciler.client(identity, deadline)
+        if not legs:
+            raise IdentityNotFound(f"No live call for the Voice SDK client {identity!r}.",
+                                   identity=identity)
+        return legs
+
+    def notify(self, req: NotifyRequest) -> Delivery:
         """Send the request's content to each target leg, within one deadline for everything."""
         deadline = time.monotonic() + self.deadline_s
-        sent: list[tuple[Leg, SentMessage]] = []
-        for leg in self.targets(req, deadline):
-            key = req.idempotency_key
-            if key is not None and req.identity is not None and len(sent) > 0:
-                key = f"{key}:{leg.call_sid}"  # one key per leg: each is a separate message
-            sent.append((leg, self.twilio.send_message(leg.call_sid, req.content, key,
-                                                       deadline=deadline)))
-        return sent
+        # A call_sid names one leg: the caller's key goes to Twilio as it is. Any other target
+        # may name several legs, and a different set on a retry: each leg gets a key derived
+        # from the caller's and its own SID, so a retry pairs every key with the same leg.
+        return deliver(self.twilio, self.targets(req, deadline), req.content,
+                       req.idempotency_key, per_leg_keys=req.call_sid is None,
+                       deadline=deadline)

@@ -10,12 +10,13 @@ from services.legs.model import Leg
 from services.store.legs import LegStore
 from services.twilio.port import TwilioGateway
 
-# How long an answer from Twilio stands before the same SID may be looked up again.
+# How long an answer from Twilio stands before the same SID (or identity) may be looked up
+# again: notifying someone offline, however often, costs Twilio one lookup per this.
 CACHE_S = 10.0
 
 
 class Reconciler:
-    """Looks unknown calls up at Twilio: one lookup per SID at a time, answers cached briefly."""
+    """Looks unknown calls and clients up at Twilio: one lookup per key at a time, cached."""
 
     def __init__(self, store: LegStore, twilio: TwilioGateway,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -54,6 +55,20 @@ class Reconciler:
             self._looked_up[key] = self.clock()
         for event in events:
             self.store.apply(event)
+
+    def client(self, identity: str, deadline: float | None = None) -> list[Leg]:
+        """The live SDK legs of `identity` after asking Twilio (unless asked moments ago)."""
+        key = f"client:{identity}"
+        with self._lock_for(key):
+            # Whoever held the lock before may have just found (and stored) the legs.
+            legs = self.store.live_sdk_legs(identity)
+            if legs or self._fresh(key):
+                return legs
+            # Stored before the lock goes, so a request that waited for it finds them.
+            for event in self.twilio.calls_for_client(identity, deadline=deadline):
+                self.store.apply(event)
+            self._looked_up[key] = self.clock()
+            return self.store.live_sdk_legs(identity)
 
     def _fresh(self, key: str) -> bool:
         at = self._looked_up.get(key)

@@ -3,7 +3,8 @@
 Layout, under `prefix`: a hash per leg (`leg:<sid>`), and three sorted sets of leg SIDs scored
 by each leg's expiry, so expired members read as absent and are pruned by score:
 `children:<parent sid>`, `identity:<identity>` (legs not ended) and `open` (legs not ended,
-the source of `live_calls`). Every key carries a TTL.
+the source of `live_calls`); and `registry:started_at` (see registry.py). Every key carries a
+TTL.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from redis.exceptions import WatchError
 from services.errors import StoreUnavailable
 from services.legs.model import Leg, LegEvent
 from services.legs.rules import Retention, call_order, expires_at, merge
+from services.store.redis import registry
 from services.store.redis.database import RedisDatabase
 
 WATCH_ATTEMPTS = 50
@@ -175,14 +177,15 @@ class RedisStore:
             return self._calls(client, [root_sid], self.clock())[0]
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
-        """Every live leg on which the Voice SDK client `identity` sits."""
+        """Every live leg on which the Voice SDK client `identity` sits, in call SID order."""
         with self.db.errors():
             client, _ = self._redis()
             now = self.clock()
             sids = cast(list[str], client.zrangebyscore(self._key("identity", identity),
                                                         f"({now!r}", "+inf"))
             legs = self._fetch(client, sids, now)
-        return [leg for leg in legs if leg.identity == identity and leg.is_live]
+        return sorted((leg for leg in legs if leg.identity == identity and leg.is_live),
+                      key=lambda leg: leg.call_sid)
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg, the soonest to expire first."""
@@ -201,6 +204,13 @@ class RedisStore:
                     break
                 start += PAGE
             return self._calls(client, list(roots), now)
+
+    def registry_age(self) -> float:
+        """Seconds since this Redis began recording legs (0 when its marker was lost)."""
+        with self.db.errors():
+            client, _ = self._redis()
+            return registry.registry_age(client, f"{self.prefix}registry:started_at",
+                                         self.clock())
 
     def purge(self) -> int:
         """Drop expired entries of the open-legs index; TTLs forget the legs themselves."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from services.legs.model import Leg, LegEvent
 from services.legs.rules import Retention, call_order, expires_at, merge
+from services.store.sqlite import registry
 from services.store.sqlite.database import SQLiteDatabase
 
 SCHEMA = """
@@ -55,8 +56,11 @@ class SQLiteStore:
                  clock: Callable[[], float] = time.time) -> None:
         self.db = db
         db.ensure_schema(SCHEMA)
+        db.ensure_schema(registry.SCHEMA)
         self.retention = retention
         self.clock = clock
+        # A new file (a first start, or a restart that lost the disk) starts the registry now.
+        registry.mark_birth(db, clock())
         self._last_purge = 0.0
 
     def _select(self, where: str, args: tuple) -> list[Leg]:
@@ -93,9 +97,9 @@ class SQLiteStore:
         return sorted(legs, key=call_order)
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
-        """Every live leg on which the Voice SDK client `identity` sits."""
+        """Every live leg on which the Voice SDK client `identity` sits, in call SID order."""
         legs = self._select("identity = ? AND ended_at IS NULL", (identity,))
-        return [leg for leg in legs if leg.is_live]
+        return sorted((leg for leg in legs if leg.is_live), key=lambda leg: leg.call_sid)
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg."""
@@ -112,6 +116,10 @@ class SQLiteStore:
         for leg in map(_leg, rows):
             calls.setdefault(leg.root_sid, []).append(leg)
         return [sorted(legs, key=call_order) for legs in calls.values()]
+
+    def registry_age(self) -> float:
+        """Seconds since this file began recording legs."""
+        return registry.registry_age(self.db, self.clock())
 
     def purge(self) -> int:
         """Forget legs whose retention has run out."""

@@ -1,0 +1,111 @@
+"""Delivery to several legs: per-leg keys, every leg tried, which error answers when all fail."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from services.errors import RelayError, TwilioRefused, TwilioTimeout, TwilioUnavailable
+from services.legs.model import Leg, LegEvent
+from services.twilio.port import SentMessage
+from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, deliver, leg_key
+
+A, B, C = ("CA" + ch * 32 for ch in "abc")
+
+
+class ScriptedTwilio:
+    """Answers send_message from a script per leg; records (call_sid, key); waits if asked."""
+
+    def __init__(self, script: dict[str, RelayError | None], wait_s: float = 0.0) -> None:
+        self.script = script
+        self.wait_s = wait_s
+        self.sent: list[tuple[str, str | None]] = []
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def send_message(self, call_sid: str, content: str, idempotency_key: str | None, *,
+                     deadline: float | None = None) -> SentMessage:
+        with self._lock:
+            self.sent.append((call_sid, idempotency_key))
+            self.threads.add(threading.current_thread().name)
+        time.sleep(self.wait_s)
+        error = self.script.get(call_sid)
+        if error is not None:
+            raise error
+        return SentMessage(sid="KX" + call_sid[2:], call_sid=call_sid, account_sid="AC",
+                           date_created=None)
+
+    def fetch_call(self, call_sid: str, *, deadline: float | None = None) -> LegEvent | None:
+        raise AssertionError("not used")
+
+    def child_calls(self, parent_sid: str, *, deadline: float | None = None) -> list[LegEvent]:
+        raise AssertionError("not used")
+
+    def calls_for_client(self, identity: str, *,
+                         deadline: float | None = None) -> list[LegEvent]:
+        raise AssertionError("not used")
+
+    def subscribe(self, call_sid: str, callback_url: str, idempotency_key: str) -> str:
+        raise AssertionError("not used")
+
+
+def legs(*sids: str) -> list[Leg]:
+    return [Leg(call_sid=sid, status="in-progress", identity="erin") for sid in sids]
+
+
+def refused() -> TwilioRefused:
+    return TwilioRefused("refused", twilio_status=400, twilio_code=21220)
+
+
+def unavailable() -> TwilioUnavailable:
+    return TwilioUnavailable("busy", twilio_status=503, twilio_code=20503)
+
+
+def later() -> float:
+    return time.monotonic() + 5
+
+
+def test_leg_keys_are_a_function_of_the_key_and_the_leg() -> None:
+    assert leg_key("k", A) == f"k:{A}" and leg_key(None, A) is None
+    long = "x" * MAX_IDEMPOTENCY_KEY_CHARS
+    assert leg_key(long, A) == leg_key(long, A) != leg_key(long, B)
+    assert len(leg_key(long, A) or "") <= MAX_IDEMPOTENCY_KEY_CHARS
+    assert leg_key(long, A) != leg_key(long[:-1] + "y", A)
+
+
+def test_every_leg_is_tried_and_the_failures_reported() -> None:
+    twilio = ScriptedTwilio({A: refused()})
+    delivery = deliver(twilio, legs(C, A, B), "{}", "k", per_leg_keys=True, deadline=later())
+    assert sorted(twilio.sent) == [(A, f"k:{A}"), (B, f"k:{B}"), (C, f"k:{C}")]
+    assert [leg.call_sid for leg, _ in delivery.sent] == [B, C]
+    assert [(f.leg.call_sid, f.error.code) for f in delivery.failed] == [(A, "twilio_refused")]
+
+
+def test_the_plain_key_when_asked() -> None:
+    twilio = ScriptedTwilio({})
+    deliver(twilio, legs(A), "{}", "k", per_leg_keys=False, deadline=later())
+    assert twilio.sent == [(A, "k")]
+
+
+@pytest.mark.parametrize("script, expected", [
+    ({A: refused(), B: refused()}, "twilio_refused"),
+    # A retry may cure B's failure, not A's: the caller is told to retry.
+    ({A: refused(), B: unavailable()}, "twilio_unavailable"),
+    ({A: TwilioTimeout("slow"), B: unavailable()}, "twilio_timeout"),
+])
+def test_when_no_leg_got_it_the_error_is_chosen_deterministically(script, expected) -> None:
+    for order in ([A, B], [B, A]):
+        with pytest.raises(RelayError) as raised:
+            deliver(ScriptedTwilio(script), legs(*order), "{}", None, per_leg_keys=True,
+                    deadline=later())
+        assert raised.value.code == expected
+
+
+def test_legs_are_sent_to_in_parallel() -> None:
+    twilio = ScriptedTwilio({}, wait_s=0.3)
+    started = time.monotonic()
+    delivery = deliver(twilio, legs(A, B, C), "{}", None, per_leg_keys=True, deadline=later())
+    assert len(delivery.sent) == 3
+    assert time.monotonic() - started < 0.6 and len(twilio.threads) == 3
