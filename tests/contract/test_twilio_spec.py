@@ -93,14 +93,14 @@ def test_children_list_is_one_page_and_does_not_follow_next_page_uri(
     assert_valid(prism)
 
 
-@pytest.mark.parametrize("field", ["to", "from_"])
-def test_calls_list_by_client_identity(gateway: TwilioRestGateway, prism: RecordingProxy,
-                                       field: str) -> None:
-    # Not a gateway method yet (conferences will need it): the SDK call callrelay would make.
-    calls = gateway.client.calls.list(**{field: "client:alice"}, limit=2)
-    assert len(calls) == 2
-    [page] = calls_lists(prism)
-    assert page.query == {field.rstrip("_").title(): "client:alice", "PageSize": "2"}
+def test_calls_of_a_client_are_four_single_page_listings(gateway: TwilioRestGateway,
+                                                         prism: RecordingProxy) -> None:
+    calls = gateway.calls_for_client("alice")
+    assert len(calls) == 4 * len(FIRST_PAGE["calls"])  # Prism answers each with the example
+    pages = calls_lists(prism)
+    assert sorted(tuple(sorted(p.query.items())) for p in pages) == sorted(
+        tuple(sorted({field: "client:alice", "Status": status, "PageSize": "20"}.items()))
+        for field in ("To", "From") for status in ("in-progress", "ringing"))
     assert_valid(prism)
 
 

@@ -14,7 +14,7 @@ from sandbox.calls import new_call_sid
 from services.legs.rules import Retention
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
-from tests.conftest import Relay
+from tests.support.relay import Relay
 
 
 def client_lookups(twilio: Any) -> list[tuple[str, str]]:

@@ -17,9 +17,10 @@ from services.store.open import Stores
 from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
 from services.store.redis.outbox import RedisOutbox
-from tests.conftest import ACCOUNT_SID, Relay
-from tests.redis_support import redis_url
-from tests.store.conftest import delete_prefix, unique_prefix
+from tests.store.support import delete_prefix, unique_prefix
+from tests.support.env import ACCOUNT_SID
+from tests.support.redis_server import redis_url
+from tests.support.relay import Relay
 
 
 def two_calls(relay: Relay, identity: str = "erin") -> tuple[Call, Call]:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 from services.legs.model import LegEvent
 
 if TYPE_CHECKING:
-    from tests.store.conftest import FakeClock, StoreFactory
+    from tests.store.support import StoreFactory
+    from tests.support.clock import FakeClock
 
 
 def test_live_sdk_legs_are_in_call_sid_order(make_store: StoreFactory, clock: FakeClock) -> None:

@@ -11,10 +11,10 @@ import redis
 from services.legs.model import LegEvent
 from services.legs.rules import Retention
 from services.store.redis.registry import MARKER_TTL_S
-from tests.store.conftest import StoreFactory, delete_prefix
+from tests.store.support import StoreFactory, delete_prefix
 
 if TYPE_CHECKING:
-    from tests.store.conftest import FakeClock
+    from tests.support.clock import FakeClock
 
 SDK_LEG = LegEvent("CA" + "7" * 32, "ringing", from_="client:alice", direction="inbound")
 

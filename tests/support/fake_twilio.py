@@ -145,6 +145,15 @@ class FakeTwilio:
         with self._lock:
             return [e for e in self.known.values() if e.parent_sid == parent_sid]
 
+    def calls_for_client(self, identity: str, *,
+                         deadline: float | None = None) -> list[LegEvent]:
+        """The known live calls to or from `client:<identity>`."""
+        self._record(Request("calls_for_client", f"client:{identity}", deadline=deadline))
+        address = f"client:{identity}"
+        with self._lock:
+            return [e for e in self.known.values() if e.status in ("ringing", "in-progress")
+                    and address in (e.from_, e.to)]
+
     def subscribe(self, call_sid: str, callback_url: str, idempotency_key: str) -> str:
         """Subscribe to the call's SDK messages, once per call."""
         self._record(Request("subscribe", call_sid, callback_url=callback_url,

