@@ -466,11 +466,11 @@ def assert_every_key_expires(client: redis.Redis, prefix: str) -> None:
 def redis_scenario(store: LegStore, clock: FakeClock) -> None:
     scenario = Scenario()
     apply_all(store, scenario.events)
-    clock.advance(120)  # the ended legs run out (ended_s=60)...
-    recycled = scenario.c1
+    clock.advance(601)  # every leg runs out; the ended ones leave tombstones, bob's live one not
+    recycled = scenario.c2  # ...so it comes back, under another parent and identity
     apply_all(store, [
-        ev(recycled, "ringing", parent_sid=scenario.p2, to="client:dave"),  # ...one comes back
-        ev(scenario.c2, "in-progress", direction="inbound"),  # bob's identity goes away
+        ev(recycled, "ringing", parent_sid=scenario.p3, to="client:dave"),
+        ev(scenario.c1, "ringing", parent_sid=scenario.p2, to="client:dave"),  # stays ended
         ev(sid(), "completed", parent_sid=scenario.p2),
     ])
     store.purge()
