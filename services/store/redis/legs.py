@@ -131,7 +131,8 @@ class RedisStore:
         if leg.is_ended and not (current and current.is_ended):
             # Written as the leg ends, in the same transaction as the leg itself.
             until = tombstone_expires_at(leg, self.retention)
-            pipe.set(tomb, f"{leg.status} {leg.ended_at!r} {until!r}",
+            # Milliseconds keep the value within Redis's embedded strings (<= 44 bytes).
+            pipe.set(tomb, f"{leg.status} {leg.ended_at:.3f} {until:.3f}",
                      px=max(1, math.ceil((until - now) * 1000)))
 
         def index(ikey: str, keep: bool) -> None:
