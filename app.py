@@ -13,7 +13,6 @@ from config.settings import ForwardingSettings, Settings
 from services.forwarding.delivery import Forwarder
 from services.forwarding.service import Forwarding, ForwardingOptions
 from services.forwarding.subscriptions import Subscriber
-from services.legs.rules import Retention
 from services.observability.logs import configure_logging
 from services.observability.metrics import Metrics
 from services.observability.redaction import redact_in_logs
@@ -46,9 +45,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     install_request_ids()
 
     metrics = Metrics()
-    stores = store or open_stores(settings.store_url, Retention(
-        leg_retention_s=settings.leg_retention_s,
-        max_call_duration_s=settings.max_call_duration_s))
+    stores = store or open_stores(settings.store_url, settings.retention)
     twilio = twilio or TwilioRestGateway(settings, observer=metrics)
     relay = build_forwarding(settings.forwarding, stores.outbox, twilio,
                              forwarding or ForwardingOptions())

@@ -15,6 +15,7 @@ from urllib.parse import urlparse
 import phonenumbers
 from dotenv import load_dotenv
 
+from services.legs.rules import Retention
 from services.store.url import parse_store_url
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
@@ -78,6 +79,12 @@ class Settings:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
                 self.forwarding.secret, *self.relay_api_tokens)
+
+    @property
+    def retention(self) -> Retention:
+        """How long legs (and the tombstones of ended legs) are kept."""
+        return Retention(leg_retention_s=self.leg_retention_s,
+                         max_call_duration_s=self.max_call_duration_s)
 
     @property
     def rest_credentials(self) -> tuple[str, str]:

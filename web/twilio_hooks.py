@@ -41,9 +41,15 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     """POST /twilio/voice, /twilio/status and /twilio/messages, behind Twilio's signature."""
     bp = Blueprint("twilio", __name__)
 
+    retention = settings.retention
+
     def record(params: dict[str, str]) -> None:
-        recorded = record_status(legs, forwarding, params, urls.base(request) + MESSAGES_PATH)
+        recorded = record_status(legs, forwarding, params, urls.base(request) + MESSAGES_PATH,
+                                 retention)
         leg = recorded.leg
+        if leg is None:
+            annotate(reported=recorded.event.status, stale=True)
+            return
         annotate(parent_call_sid=leg.parent_sid, leg_status=leg.status,
                  reported=recorded.event.status, sdk=leg.is_sdk)
 

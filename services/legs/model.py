@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_tz
 from typing import Any
 
 from services.errors import ValidationFailed
@@ -47,6 +49,21 @@ def client_identity(address: str | None) -> str | None:
     return None
 
 
+def parse_timestamp(value: str | None) -> float | None:
+    """Twilio's RFC 2822 `Timestamp` in epoch seconds; None when absent or malformed."""
+    if not value:
+        return None
+    try:
+        parts = parsedate_tz(value)
+        if parts is None:
+            return None
+        # No zone, or -0000: read as UTC (Twilio stamps in UTC), never as local time.
+        when = datetime(*parts[:6], tzinfo=UTC) - timedelta(seconds=parts[9] or 0)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when.timestamp()
+
+
 @dataclass(frozen=True)
 class LegEvent:
     """One thing Twilio told us about a leg: a Voice URL request or a status callback."""
@@ -59,6 +76,8 @@ class LegEvent:
     to: str | None = None
     direction: str | None = None
     sequence: int | None = None
+    # When Twilio says the event happened (its `Timestamp`); None when it did not say.
+    timestamp: float | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, str]) -> LegEvent:
@@ -79,6 +98,7 @@ class LegEvent:
             to=params.get("To") or None,
             direction=params.get("Direction") or None,
             sequence=int(seq) if seq and SEQUENCE_RE.fullmatch(seq) else None,
+            timestamp=parse_timestamp(params.get("Timestamp")),
         )
 
 

@@ -54,6 +54,14 @@ def call_order(leg: Leg) -> tuple[bool, float, str]:
     return (not leg.is_parent, leg.updated_at, leg.call_sid)
 
 
+# However short LEG_RETENTION_S is, a callback this young is news: Twilio's own retries (up to
+# 5, 15 s each), its queueing and clock skew stay well within it.
+STALE_FLOOR_S = 15 * 60.0
+# Tombstones outlive every replay window worth worrying about that the Timestamp guard cannot
+# close: the Voice URL request carries no Timestamp.
+TOMBSTONE_FLOOR_S = 7 * 24 * 3600.0
+
+
 @dataclass(frozen=True)
 class Retention:
     """How long a store keeps legs: LEG_RETENTION_S after they end, MAX_CALL_DURATION_S else."""
@@ -63,9 +71,46 @@ class Retention:
     # must not stay "live" (and in the store) for ever.
     max_call_duration_s: float = 4 * 3600.0
 
+    @property
+    def stale_after_s(self) -> float:
+        """Age past which a callback's Timestamp makes it a replay, not news."""
+        return max(self.leg_retention_s, STALE_FLOOR_S)
+
+    @property
+    def tombstone_s(self) -> float:
+        """How long the SID of an ended leg is remembered as ended, from the end.
+
+        Longer than the leg itself is kept (LEG_RETENTION_S) and than `stale_after_s`, by
+        at least 2 x MAX_CALL_DURATION_S of room for clock skew: a callback that could
+        revive a leg was stamped before the leg ended, so once the tombstone is gone the
+        Timestamp guard refuses it. No gap between the two.
+        """
+        return max(TOMBSTONE_FLOOR_S, 2 * self.max_call_duration_s + self.leg_retention_s)
+
 
 def expires_at(leg: Leg, retention: Retention) -> float:
     """When the store may forget a leg: retention after it ended, else after the longest call."""
     if leg.ended_at is not None:
         return leg.ended_at + retention.leg_retention_s
     return leg.updated_at + retention.max_call_duration_s
+
+
+def tombstone_expires_at(leg: Leg, retention: Retention) -> float:
+    """When the store may forget that an ended leg ended (it must never come back before)."""
+    ended_at = leg.ended_at if leg.ended_at is not None else leg.updated_at
+    return ended_at + retention.tombstone_s
+
+
+def from_tombstone(call_sid: str, status: str, ended_at: float) -> Leg:
+    """The ended leg a tombstone describes: all a store still knows of a forgotten leg."""
+    return Leg(call_sid=call_sid, status=status, updated_at=ended_at, ended_at=ended_at)
+
+
+def is_forgotten(leg: Leg, now: float, retention: Retention) -> bool:
+    """True for an ended leg past its retention: the store answered from its tombstone."""
+    return leg.ended_at is not None and expires_at(leg, retention) <= now
+
+
+def is_stale(event: LegEvent, now: float, retention: Retention) -> bool:
+    """True when Twilio stamped the event too long ago for it to be news (a replay)."""
+    return event.timestamp is not None and now - event.timestamp > retention.stale_after_s

@@ -11,7 +11,12 @@ class LegStore(Protocol):
     """A durable registry of call legs, safe to share between processes."""
 
     def apply(self, event: LegEvent) -> Leg:
-        """Atomically fold an event into its leg and persist the result."""
+        """Atomically fold an event into its leg and persist the result.
+
+        An ended leg leaves a tombstone (Retention.tombstone_s) in the same transaction: an
+        event for its SID after the leg is forgotten records nothing and returns the ended
+        leg as the tombstone describes it (status and ended_at only).
+        """
         ...
 
     def get(self, call_sid: str) -> Leg | None:
@@ -38,7 +43,7 @@ class LegStore(Protocol):
         ...
 
     def purge(self) -> int:
-        """Forget legs whose retention has run out; returns how many."""
+        """Forget legs whose retention has run out (and expired tombstones); how many legs."""
         ...
 
     def ping(self) -> None:

@@ -46,6 +46,10 @@ def assert_every_key_expires(client: redis.Redis, prefix: str, retention: Retent
             # Each leg here was last written when it ended (or, live, when it was updated).
             assert bound_ms - SLACK_MS < ttl <= bound_ms, (key, ended, ttl)
             continue
+        if key.startswith(f"{prefix}ended:"):  # a tombstone: far longer than the leg, bounded
+            assert ttl <= retention.tombstone_s * 1000, (key, ttl)
+            assert ttl > retention.leg_retention_s * 1000, (key, ttl)
+            continue
         assert client.type(key) == "zset", key
         assert ttl <= longest_ms, (key, ttl)
         # An index lives at least as long as each member's leg.
@@ -57,11 +61,11 @@ def assert_every_key_expires(client: redis.Redis, prefix: str, retention: Retent
 def redis_scenario(store: LegStore, clock: FakeClock) -> None:
     scenario = Scenario()
     apply_all(store, scenario.events)
-    clock.advance(120)  # the ended legs run out (leg_retention_s=60)...
-    recycled = scenario.c1
+    clock.advance(601)  # every leg runs out; the ended ones leave tombstones, bob's live one not
+    recycled = scenario.c2  # ...so it comes back, under another parent and identity
     apply_all(store, [
-        ev(recycled, "ringing", parent_sid=scenario.p2, to="client:dave"),  # ...one comes back
-        ev(scenario.c2, "in-progress", direction="inbound"),  # bob's identity goes away
+        ev(recycled, "ringing", parent_sid=scenario.p3, to="client:dave"),
+        ev(scenario.c1, "ringing", parent_sid=scenario.p2, to="client:dave"),  # stays ended
         ev(sid(), "completed", parent_sid=scenario.p2),
     ])
     store.purge()

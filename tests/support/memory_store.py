@@ -12,7 +12,14 @@ from collections.abc import Callable
 
 from services.errors import StoreUnavailable
 from services.legs.model import Leg, LegEvent
-from services.legs.rules import Retention, call_order, expires_at, merge
+from services.legs.rules import (
+    Retention,
+    call_order,
+    expires_at,
+    from_tombstone,
+    merge,
+    tombstone_expires_at,
+)
 
 
 class MemoryRegistry:
@@ -21,6 +28,7 @@ class MemoryRegistry:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.rows: dict[str, tuple[Leg, float]] = {}
+        self.tombstones: dict[str, tuple[Leg, float]] = {}  # ended legs, kept far longer
         self.started_at: float | None = None  # set by the first store that asks its age
 
 
@@ -51,9 +59,17 @@ class MemoryLegStore:
         with self.registry.lock:
             row = self.registry.rows.get(event.call_sid)
             current = row[0] if row is not None and row[1] > now else None
+            tomb = self.registry.tombstones.get(event.call_sid)
+            if current is None and tomb is not None and tomb[1] > now:
+                return tomb[0]  # ended, then forgotten: never live again
             leg = merge(current, event, now)
             if leg is not current:
                 self.registry.rows[leg.call_sid] = (leg, expires_at(leg, self.retention))
+                if leg.is_ended and not (current and current.is_ended):
+                    assert leg.ended_at is not None
+                    self.registry.tombstones[leg.call_sid] = (
+                        from_tombstone(leg.call_sid, leg.status, leg.ended_at),
+                        tombstone_expires_at(leg, self.retention))
             return leg
 
     def get(self, call_sid: str) -> Leg | None:
@@ -95,6 +111,9 @@ class MemoryLegStore:
             gone = [sid for sid, (_, until) in self.registry.rows.items() if until <= now]
             for sid in gone:
                 del self.registry.rows[sid]
+            for sid in [sid for sid, (_, until) in self.registry.tombstones.items()
+                        if until <= now]:
+                del self.registry.tombstones[sid]
         return len(gone)
 
     def ping(self) -> None:

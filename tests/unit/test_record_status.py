@@ -9,6 +9,7 @@ import pytest
 from sandbox.calls import phone_calls_sdk
 from services.errors import StoreUnavailable, ValidationFailed
 from services.legs.model import Leg, LegEvent
+from services.legs.rules import Retention
 from services.use_cases.record_status import record_status
 from tests.support.clock import FakeClock
 from tests.support.fake_twilio import ACCOUNT_SID
@@ -39,7 +40,7 @@ def forwarding(store: MemoryLegStore) -> ToldForwarding:
 
 
 def record(store: MemoryLegStore, forwarding: Any, params: dict[str, str]) -> Any:
-    return record_status(store, forwarding, params, URL)
+    return record_status(store, forwarding, params, URL, Retention())
 
 
 def test_a_callback_is_recorded_and_forwarding_told_after(store, forwarding):
@@ -66,7 +67,7 @@ def test_the_leg_is_the_fold_of_every_callback_so_far(store, forwarding):
 
 def test_without_forwarding_the_leg_is_still_recorded(store):
     call = phone_calls_sdk(ACCOUNT_SID)
-    recorded = record_status(store, None, call.answer[0].params, URL)
+    recorded = record_status(store, None, call.answer[0].params, URL, Retention())
     assert store.get(call.parent_sid) == recorded.leg
 
 

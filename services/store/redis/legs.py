@@ -3,8 +3,9 @@
 Layout, under `prefix`: a hash per leg (`leg:<sid>`), and three sorted sets of leg SIDs scored
 by each leg's expiry, so expired members read as absent and are pruned by score:
 `children:<parent sid>`, `identity:<identity>` (legs not ended) and `open` (legs not ended,
-the source of `live_calls`); and `registry:started_at` (see registry.py). Every key carries a
-TTL.
+the source of `live_calls`); `registry:started_at` (see registry.py); and a string per
+ended leg (`ended:<sid>`, "<status> <ended_at> <expires_at>") that outlives its hash, so a
+replayed callback cannot revive a forgotten leg. Every key carries a TTL.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from redis.exceptions import WatchError
 
 from services.errors import StoreUnavailable
 from services.legs.model import Leg, LegEvent
-from services.legs.rules import Retention, call_order, expires_at, merge
+from services.legs.rules import (
+    Retention,
+    call_order,
+    expires_at,
+    from_tombstone,
+    merge,
+    tombstone_expires_at,
+)
 from services.store.redis import registry
 from services.store.redis.database import RedisDatabase
 
@@ -88,13 +96,24 @@ class RedisStore:
                             time.sleep(random.uniform(0, 0.001 * attempt))
         raise StoreUnavailable("The call registry (Redis) is too busy; retry shortly.")
 
+    def _buried(self, pipe: Pipeline, key: str, call_sid: str, now: float) -> Leg | None:
+        """The ended leg a tombstone describes, while it lasts."""
+        value = cast(str | None, pipe.get(key))
+        if value is None:
+            return None
+        status, ended_at, until = value.split(" ")
+        return from_tombstone(call_sid, status, float(ended_at)) if float(until) > now else None
+
     def _apply_once(self, pipe: Pipeline, event: LegEvent, gt: bool) -> Leg:
-        key = self._key("leg", event.call_sid)
-        pipe.watch(key)
+        key, tomb = self._key("leg", event.call_sid), self._key("ended", event.call_sid)
+        pipe.watch(key, tomb)
         now = self.clock()
         # decode_responses=True: every reply is str, whatever the generic stubs say.
         stored = cast(dict[str, str], pipe.hgetall(key))
         current = _leg(stored, now)
+        buried = self._buried(pipe, tomb, event.call_sid, now) if current is None else None
+        if buried is not None:
+            return buried  # an ended leg past its retention: nothing is recorded
         leg = merge(current, event, now)
         if leg is current:
             return leg
@@ -110,6 +129,12 @@ class RedisStore:
         pipe.delete(key)
         pipe.hset(key, mapping=fields)
         pipe.pexpire(key, ttl_ms)
+        if leg.is_ended and not (current and current.is_ended):
+            # Written as the leg ends, in the same transaction as the leg itself.
+            until = tombstone_expires_at(leg, self.retention)
+            # Milliseconds keep the value within Redis's embedded strings (<= 44 bytes).
+            pipe.set(tomb, f"{leg.status} {leg.ended_at:.3f} {until:.3f}",
+                     px=max(1, math.ceil((until - now) * 1000)))
 
         def index(ikey: str, keep: bool) -> None:
             if not keep:

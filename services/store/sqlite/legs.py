@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 
 from services.legs.model import Leg, LegEvent
-from services.legs.rules import Retention, call_order, expires_at, merge
+from services.legs.rules import (
+    Retention,
+    call_order,
+    expires_at,
+    from_tombstone,
+    merge,
+    tombstone_expires_at,
+)
 from services.store.sqlite import registry
 from services.store.sqlite.database import SQLiteDatabase
 
@@ -28,6 +36,15 @@ CREATE INDEX IF NOT EXISTS legs_parent ON legs(parent_sid) WHERE parent_sid IS N
 CREATE INDEX IF NOT EXISTS legs_identity ON legs(identity) WHERE identity IS NOT NULL;
 CREATE INDEX IF NOT EXISTS legs_open ON legs(ended_at) WHERE ended_at IS NULL;
 CREATE INDEX IF NOT EXISTS legs_expiry ON legs(expires_at);
+-- One small row per ended leg, kept far longer than the leg's own row (Retention.tombstone_s):
+-- the SID of a forgotten leg still reads as ended, so a replayed callback cannot revive it.
+CREATE TABLE IF NOT EXISTS tombstones (
+    call_sid   TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    ended_at   REAL NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tombstones_expiry ON tombstones(expires_at);
 """
 COLUMNS = ("call_sid, parent_sid, account_sid, from_addr, to_addr, direction, status, "
            "identity, updated_at, ended_at")
@@ -39,6 +56,10 @@ INSERT INTO legs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(call_sid) DO UPDATE 
     from_addr = excluded.from_addr, to_addr = excluded.to_addr, direction = excluded.direction,
     status = excluded.status, identity = excluded.identity, updated_at = excluded.updated_at,
     ended_at = excluded.ended_at, expires_at = excluded.expires_at
+"""
+BURY = """
+INSERT INTO tombstones VALUES (?,?,?,?) ON CONFLICT(call_sid) DO UPDATE SET
+    status = excluded.status, ended_at = excluded.ended_at, expires_at = excluded.expires_at
 """
 PURGE_EVERY_S = 60.0
 
@@ -70,20 +91,40 @@ class SQLiteStore:
         return [_leg(r) for r in rows]
 
     def apply(self, event: LegEvent) -> Leg:
-        """Atomically fold an event into its leg and persist the result."""
+        """Atomically fold an event into its leg and persist the result.
+
+        The SID of an ended leg past its retention is a tombstone: the ended leg it
+        describes is returned and nothing is recorded.
+        """
         now = self.clock()
         with self.db.write() as db:
-            row = db.execute(f"SELECT {COLUMNS} FROM legs WHERE call_sid = ? AND expires_at > ?",  # noqa: S608
-                             (event.call_sid, now)).fetchone()
-            current = _leg(row) if row else None
-            leg = merge(current, event, now)
-            if leg is not current:
-                db.execute(UPSERT, (
-                    leg.call_sid, leg.parent_sid, leg.account_sid, leg.from_, leg.to,
-                    leg.direction, leg.status, leg.identity, leg.updated_at, leg.ended_at,
-                    expires_at(leg, self.retention)))
+            leg = self._apply(db, event, now)
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
+        return leg
+
+    def _apply(self, db: sqlite3.Connection, event: LegEvent, now: float) -> Leg:
+        row = db.execute(f"SELECT {COLUMNS} FROM legs WHERE call_sid = ? AND expires_at > ?",  # noqa: S608
+                         (event.call_sid, now)).fetchone()
+        if row is None:
+            tomb = db.execute("SELECT status, ended_at FROM tombstones "
+                              "WHERE call_sid = ? AND expires_at > ?",
+                              (event.call_sid, now)).fetchone()
+            if tomb is not None:
+                return from_tombstone(event.call_sid, tomb[0], tomb[1])
+        current = _leg(row) if row else None
+        leg = merge(current, event, now)
+        if leg is current:
+            return leg
+        db.execute(UPSERT, (
+            leg.call_sid, leg.parent_sid, leg.account_sid, leg.from_, leg.to,
+            leg.direction, leg.status, leg.identity, leg.updated_at, leg.ended_at,
+            expires_at(leg, self.retention)))
+        if leg.is_ended and not (current and current.is_ended):
+            # Written as the leg ends, in the same transaction: from here on no later
+            # event can make this SID live again, whenever the leg's row goes.
+            db.execute(BURY, (leg.call_sid, leg.status, leg.ended_at,
+                              tombstone_expires_at(leg, self.retention)))
         return leg
 
     def get(self, call_sid: str) -> Leg | None:
@@ -122,10 +163,15 @@ class SQLiteStore:
         return registry.registry_age(self.db, self.clock())
 
     def purge(self) -> int:
-        """Forget legs whose retention has run out."""
+        """Forget legs whose retention has run out, and tombstones whose time has come."""
         now = self.clock()
         self._last_purge = now
         with self.db.write() as db:
+            # Ended legs stored before tombstones existed get theirs before their row goes.
+            db.execute("INSERT OR IGNORE INTO tombstones SELECT call_sid, status, ended_at, "
+                       "ended_at + ? FROM legs WHERE expires_at <= ? AND ended_at IS NOT NULL",
+                       (self.retention.tombstone_s, now))
+            db.execute("DELETE FROM tombstones WHERE expires_at <= ?", (now,))
             return db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount
 
     def ping(self) -> None:
