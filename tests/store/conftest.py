@@ -11,9 +11,12 @@ import pytest
 import redis
 
 from services.legs.rules import Retention
+from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
+from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
+from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
 from tests.redis_support import redis_url
@@ -40,7 +43,7 @@ class StoreFactory:
 
     def __init__(self, kind: str, location: str, prefix: str = "") -> None:
         self.kind, self.location, self.prefix = kind, location, prefix
-        self.opened: list[LegStore] = []
+        self.opened: list[LegStore | ConferenceStore] = []
 
     @property
     def spec(self) -> tuple[str, str, str]:
@@ -49,6 +52,20 @@ class StoreFactory:
     def __call__(self, retention: Retention | None = None,
                  clock: Callable[[], float] = time.time) -> LegStore:
         store = open_spec(self.spec, retention or Retention(), clock)
+        self.opened.append(store)
+        return store
+
+    def conferences(self, retention: Retention | None = None,
+                    clock: Callable[[], float] = time.time) -> ConferenceStore:
+        """A conference store on the same database (file, or Redis prefix) as the leg stores."""
+        kind, location, prefix = self.spec
+        store: ConferenceStore
+        if kind == "sqlite":
+            store = SQLiteConferenceStore(SQLiteDatabase(location), retention or Retention(),
+                                          clock)
+        else:
+            store = RedisConferenceStore(RedisDatabase(location), retention or Retention(),
+                                         clock, prefix=prefix)
         self.opened.append(store)
         return store
 
