@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from services.legs.conferences import CONFERENCE_PREFIX, is_conference_name
 from services.legs.model import client_identity
 
 PHONE_RE = re.compile(r"^\+?[0-9][0-9\-\s().]{1,30}$")
@@ -16,6 +17,8 @@ STATUS_EVENTS = "initiated ringing answered completed"
 # Connection overrides (not part of the signed URL): ask Twilio to retry a status callback on
 # connect/read timeouts and 5xx instead of its default of one retry on connection failure only.
 STATUS_CALLBACK_OVERRIDES = "#rc=3&rp=ct,rt,5xx&ct=2000&rt=5000"
+# What a conference reports to callrelay: enough to know who is in it.
+CONFERENCE_EVENTS = "start end join leave"
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class DialPlan:
     status_callback_url: str
     caller_id: str | None = None
     inbound_client_identity: str | None = None
+    conference_callback_url: str | None = None
 
 
 def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
@@ -38,6 +42,8 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
         if not to:
             response.say("No destination was given for this call. Goodbye.")
             return str(response)
+        if to.startswith(CONFERENCE_PREFIX):
+            return join_conference(response, to.removeprefix(CONFERENCE_PREFIX), plan)
         if PHONE_RE.match(to):
             dial = Dial(answer_on_bridge=True, caller_id=plan.caller_id)
             dial.number(re.sub(r"[^\d+]", "", to), **callback)
@@ -55,5 +61,23 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
         return str(response)
     dial = Dial(answer_on_bridge=True)
     dial.client(plan.inbound_client_identity, **callback)
+    response.append(dial)
+    return str(response)
+
+
+def join_conference(response: VoiceResponse, name: str, plan: DialPlan) -> str:
+    """`<Dial><Conference>` for `To=conference:NAME`, its callbacks pointed at callrelay."""
+    if not is_conference_name(name):
+        response.say("That conference name is not valid. Goodbye.")
+        return str(response)
+    callback: dict[str, str] = {}
+    if plan.conference_callback_url:
+        # Only the first participant's statusCallback is kept for the conference: every
+        # participant callrelay dials in carries it, so whoever comes first sets it.
+        callback = {"status_callback": plan.conference_callback_url + STATUS_CALLBACK_OVERRIDES,
+                    "status_callback_event": CONFERENCE_EVENTS,
+                    "status_callback_method": "POST"}
+    dial = Dial()
+    dial.conference(name, **callback)
     response.append(dial)
     return str(response)
