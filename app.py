@@ -23,6 +23,7 @@ from services.twilio.port import TwilioGateway
 from services.twilio.rest import TwilioRestGateway
 from services.use_cases.notify import Notifier
 from web.api import api_blueprint
+from web.conferences import conferences_blueprint
 from web.dead_events import dead_events_blueprint
 from web.errors import register_error_handlers
 from web.ops import ops_blueprint
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     relay = build_forwarding(settings.forwarding, stores.outbox, twilio,
                              forwarding or ForwardingOptions())
     notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s,
-                        settings.max_call_duration_s)
+                        settings.max_call_duration_s, conferences=stores.conferences)
 
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
@@ -64,8 +65,10 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     dial_policy = DialPolicy.for_caller_id(settings.twilio_caller_id, settings.dial_allow,
                                            settings.dial_sip_domains)
     app.register_blueprint(twilio_blueprint(settings, TwilioSignatures(settings, urls), urls,
-                                            dial_policy, metrics, stores.legs, relay))
+                                            dial_policy, metrics, stores.legs, relay,
+                                            conferences=stores.conferences))
     app.register_blueprint(api_blueprint(tokens, notifier, stores.legs))
+    app.register_blueprint(conferences_blueprint(tokens, stores.conferences, stores.legs))
     app.register_blueprint(dead_events_blueprint(tokens, relay))
     app.register_blueprint(ops_blueprint(stores.legs, metrics))
     register_error_handlers(app)

@@ -38,6 +38,15 @@ class Call:
         """Every webhook, in the order Twilio would send them."""
         return self.answer + self.hangup
 
+    def roles(self) -> list[tuple[str, str]]:
+        """What the simulator prints: the parent leg, the child leg, and which is the SDK's."""
+        return [("parent", self.parent_sid), ("child", self.child_sid),
+                ("sdk", f"{self.sdk_sid} ({self.identity})")]
+
+    def notify_body(self) -> dict[str, object]:
+        """A /notify body for the SDK's leg of this call."""
+        return {"call_sid": self.sdk_sid, "content": {"hello": self.identity}}
+
 
 class _Builder:
     def __init__(self, account_sid: str) -> None:

@@ -1,6 +1,7 @@
 """Play a scripted Voice SDK call against callrelay as Twilio would: signed webhooks, in order.
 
     python -m sandbox.simulate --hold        # the call stays live until Enter or Ctrl-C
+    python -m sandbox.simulate --scenario conference --hold   # two SDK users and a phone
 
 Reads TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL from the environment or a .env
 in the working directory. Signatures cover PUBLIC_BASE_URL + path, as callrelay validates them.
@@ -15,19 +16,22 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 import requests
 from dotenv import find_dotenv, load_dotenv
 from twilio.request_validator import RequestValidator
 
 from sandbox.calls import Call, Step, phone_calls_sdk, sdk_calls_phone, sdk_calls_sdk
+from sandbox.conference import ConferenceCall, conference_call
 
-SCENARIOS: dict[str, Callable[[str, str], Call]] = {
+Script = Call | ConferenceCall
+SCENARIOS: dict[str, Callable[[str, str], Script]] = {
     "sdk-to-phone": lambda sid, who: sdk_calls_phone(sid, identity=who),
     "phone-to-sdk": lambda sid, who: phone_calls_sdk(sid, identity=who),
     "sdk-to-sdk": lambda sid, who: sdk_calls_sdk(sid, caller=who),
     "unanswered": lambda sid, who: sdk_calls_phone(sid, identity=who, answered=False),
+    "conference": lambda sid, who: conference_call(
+        sid, identities=(who, "alice" if who == "bob" else "bob")),
 }
 LIVE_MARKER = "call is live"
 
@@ -46,7 +50,8 @@ def _parser(env: dict[str, str]) -> argparse.ArgumentParser:
                         help="the URL signatures cover (default: PUBLIC_BASE_URL, else --url)")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="sdk-to-phone")
     parser.add_argument("--identity", help="the Voice SDK client (default: alice; for "
-                        "phone-to-sdk, INBOUND_CLIENT_IDENTITY)")
+                        "phone-to-sdk, INBOUND_CLIENT_IDENTITY; for conference, the first "
+                        "of two SDK users, the other being bob)")
     parser.add_argument("--hold", action="store_true", help="stop once the call is answered, "
                         "until Enter or Ctrl-C, then hang up")
     parser.add_argument("--pause", type=float, default=0.3, help="seconds between webhooks")
@@ -65,8 +70,8 @@ def play(steps: list[Step], url: str, public_base: str, auth_token: str, pause: 
         signature = validator.compute_signature(public_base + step.path, step.params)
         answer = http.post(url + step.path, data=step.params, timeout=15,
                            headers={"X-Twilio-Signature": signature})
-        print(f"  {answer.status_code}  {step.path:<15} {step.params['CallSid']}  {step.note}",
-              flush=True)
+        sid = step.params.get("CallSid") or step.params.get("ConferenceSid", "")
+        print(f"  {answer.status_code}  {step.path:<18} {sid}  {step.note}", flush=True)
         if not 200 <= answer.status_code < 300:
             hint = (" (check that TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL match callrelay's)"
                     if answer.status_code == 403 else "")
@@ -74,9 +79,9 @@ def play(steps: list[Step], url: str, public_base: str, auth_token: str, pause: 
                                    f"{answer.text[:300]}")
 
 
-def notify_hint(url: str, call: Call) -> str:
-    """A curl command, ready to paste, that sends a message to the call's SDK leg."""
-    body = json.dumps({"call_sid": call.sdk_sid, "content": {"hello": call.identity}})
+def notify_hint(url: str, call: Script) -> str:
+    """A curl command, ready to paste, that sends a message to the call's SDK leg(s)."""
+    body = json.dumps(call.notify_body())
     return ("  # RELAY_TOKEN is one of RELAY_API_TOKENS; scripts/run wrote one into .env:\n"
             "  export RELAY_TOKEN=$(sed -n 's/^RELAY_API_TOKENS=\\([^,]*\\).*/\\1/p' .env)\n"
             f"  curl -s -X POST {url}/notify -H \"Authorization: Bearer $RELAY_TOKEN\" \\\n"
@@ -110,13 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "phone-to-sdk":  # callrelay's TwiML rings INBOUND_CLIENT_IDENTITY
         default_identity = env.get("INBOUND_CLIENT_IDENTITY") or default_identity
     call = SCENARIOS[args.scenario](args.account_sid, args.identity or default_identity)
-    legs: dict[str, Any] = {"parent": call.parent_sid, "child": call.child_sid,
-                            "sdk": f"{call.sdk_sid} ({call.identity})"}
     print(f"callrelay {url}, signing for {public_base}\nscenario  {call.kind}", flush=True)
     with requests.Session() as http:
         try:
             play(call.answer, url, public_base, args.auth_token, args.pause, http)
-            print("\n".join(f"{name:<9} {sid}" for name, sid in legs.items()), flush=True)
+            print("\n".join(f"{name:<9} {sid}" for name, sid in call.roles()), flush=True)
             if args.hold and call.kind != "sdk-to-phone-unanswered":
                 print(f"{LIVE_MARKER}: send it a message, then press Enter (or Ctrl-C) to hang "
                       f"up\n{notify_hint(url, call)}", flush=True)
@@ -128,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         except (SimulationFailed, requests.RequestException) as exc:
             print(f"simulation failed: {exc}", file=sys.stderr, flush=True)
             return 1
-    print("call ended", flush=True)
+    print("conference ended" if call.kind == "conference" else "call ended", flush=True)
     return 0
 
 

@@ -10,17 +10,13 @@ import argparse
 import hmac
 import json
 import os
-import secrets
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from email.utils import format_datetime
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any, Self
-from urllib.parse import urlencode, urlsplit
 
 from werkzeug.datastructures import Authorization
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -28,9 +24,20 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-LIVE_STATUSES = frozenset({"ringing", "in-progress"})
-TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
-MAX_CONTENT_CHARS = 10_000
+from sandbox.mock_calls import CallsAPI
+from sandbox.mock_records import (
+    MockCall,
+    RecordedMessage,
+    RecordedRequest,
+    RecordedSubscription,
+    TwilioError,
+    not_found,
+    now,
+)
+
+__all__ = ["MockCall", "RecordedMessage", "RecordedRequest", "RecordedSubscription",
+           "TwilioError", "TwilioMock", "main"]
+
 _CALL = "/2010-04-01/Accounts/<account_sid>/Calls/<call_sid>"
 _URLS = Map([
     Rule("/2010-04-01/Accounts/<account_sid>/Calls.json", endpoint="list_calls", methods=["GET"]),
@@ -53,86 +60,17 @@ def _endpoint(request: Request) -> str | None:
     return str(endpoint)
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One HTTP request the mock received, whatever it answered."""
-
-    method: str
-    path: str
-    query: dict[str, str]
-    form: dict[str, str]
-    headers: dict[str, str]
-    username: str | None
-
-
-@dataclass
-class RecordedMessage:
-    """A UserDefinedMessage the mock accepted."""
-
-    sid: str
-    call_sid: str
-    content: str
-    idempotency_key: str | None
-    date_created: str
-
-
-@dataclass
-class RecordedSubscription:
-    """A UserDefinedMessageSubscription the mock accepted; `active` turns False on DELETE."""
-
-    sid: str
-    call_sid: str
-    callback: str
-    method: str
-    idempotency_key: str | None
-    date_created: str
-    active: bool = True
-
-
-@dataclass
-class MockCall:
-    """A call leg registered with `TwilioMock.set_call`."""
-
-    sid: str
-    status: str
-    parent_call_sid: str | None = None
-    from_: str | None = None
-    to: str | None = None
-    direction: str = "inbound"
-    date_created: str = field(default_factory=lambda: _now())
-    date_updated: str = field(default_factory=lambda: _now())
-
-
-class TwilioError(Exception):
-    """A Twilio-shaped error answer: HTTP status, Twilio code, message."""
-
-    def __init__(self, status: int, code: int, message: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
-
-    def response(self) -> Response:
-        """The JSON error body Twilio sends."""
-        body = {"code": self.code, "message": self.message, "status": self.status,
-                "more_info": f"https://www.twilio.com/docs/errors/{self.code}"}
-        return Response(json.dumps(body), self.status, self.headers, mimetype="application/json")
-
-
-def _not_found(path: str) -> TwilioError:
-    return TwilioError(404, 20404, f"The requested resource {path} was not found")
-
-
-def _now() -> str:
-    return format_datetime(datetime.now(UTC))  # RFC 2822, as Twilio writes dates
-
-
 class _QuietHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Keep test output clean: no access log."""
 
 
-class TwilioMock:
-    """An in-process HTTP server answering like Twilio's 2010-04-01 API for call messages."""
+class TwilioMock(CallsAPI):
+    """An in-process HTTP server answering like Twilio's 2010-04-01 API for call messages.
+
+    This module serves, routes, authenticates and injects failures; the resource handlers
+    (`_<endpoint>` methods) live in sandbox/mock_calls.py.
+    """
 
     def __init__(self, account_sid: str, credentials: dict[str, str], *,
                  on_event: Callable[[str], None] | None = None) -> None:
@@ -210,7 +148,7 @@ class TwilioMock:
         changes: dict[str, Any] = {name: v for name, v in given.items() if v is not None}
         with self._lock:
             old = self._calls.get(sid)
-            self._calls[sid] = (replace(old, status=status, date_updated=_now(), **changes)
+            self._calls[sid] = (replace(old, status=status, date_updated=now(), **changes)
                                 if old else MockCall(sid, status, **changes))
 
     def fail_next(self, n: int, status: int = 500, code: int | None = None,
@@ -269,7 +207,7 @@ class TwilioMock:
             endpoint, matched = _URLS.bind_to_environ(request.environ).match()
             args = dict(matched)
             if args.pop("account_sid") != self.account_sid:
-                raise _not_found(request.path)
+                raise not_found(request.path)
             with self._lock:
                 if generation != self._generation:
                     raise TwilioError(503, 20503, "The mock was reset during this request")
@@ -279,7 +217,7 @@ class TwilioMock:
         except MethodNotAllowed:
             return TwilioError(405, 20004, "Method not allowed").response()
         except HTTPException:
-            return _not_found(request.path).response()
+            return not_found(request.path).response()
         return Response(None if body is None else json.dumps(body), status,
                         mimetype="application/json")
 
@@ -289,143 +227,6 @@ class TwilioMock:
         if expected is None or not hmac.compare_digest(expected.encode(), given.encode()):
             raise TwilioError(401, 20003, "Authenticate",
                               {"WWW-Authenticate": 'Basic realm="Twilio API"'})
-
-    def _require_live(self, call_sid: str, path: str, what: str) -> None:
-        call = self._calls.get(call_sid)
-        if call is None and self.strict_calls:
-            raise _not_found(path)
-        if call is not None and call.status not in LIVE_STATUSES:
-            raise TwilioError(400, 21220, f"Invalid call state: call is {call.status}, "
-                              f"not ringing or in-progress. Cannot create {what}.")
-
-    def _emit(self, line: str) -> None:
-        if self.on_event is not None:
-            self.on_event(line)
-
-    def _call_uri(self, call_sid: str) -> str:
-        return f"/2010-04-01/Accounts/{self.account_sid}/Calls/{call_sid}"
-
-    def _call_json(self, call: MockCall) -> dict[str, Any]:
-        uri = self._call_uri(call.sid)
-        ended = call.status in TERMINAL_STATUSES
-        return {
-            "sid": call.sid, "parent_call_sid": call.parent_call_sid,
-            "account_sid": self.account_sid, "from": call.from_, "from_formatted": call.from_,
-            "to": call.to, "to_formatted": call.to, "status": call.status,
-            "direction": call.direction, "api_version": "2010-04-01",
-            "date_created": call.date_created, "date_updated": call.date_updated,
-            "start_time": call.date_created, "end_time": call.date_updated if ended else None,
-            "duration": None, "price": None, "price_unit": "USD", "answered_by": None,
-            "caller_name": None, "forwarded_from": None, "group_sid": None, "queue_time": "0",
-            "phone_number_sid": None, "trunk_sid": None, "annotation": None,
-            "subresource_uris": {
-                "user_defined_messages": f"{uri}/UserDefinedMessages.json",
-                "user_defined_message_subscriptions": f"{uri}/UserDefinedMessageSubscriptions.json",
-            },
-            "uri": f"{uri}.json",
-        }
-
-    def _fetch_call(self, request: Request, call_sid: str) -> tuple[int, Any]:
-        call = self._calls.get(call_sid)
-        if call is None:
-            raise _not_found(request.path)
-        return 200, self._call_json(call)
-
-    def _list_calls(self, request: Request) -> tuple[int, Any]:
-        filters = {name: request.args[name] for name in ("ParentCallSid", "Status", "To", "From")
-                   if name in request.args}
-        try:
-            size = min(max(int(request.args.get("PageSize", 50)), 1), 1000)
-            page = max(int(request.args.get("Page", 0)), 0)
-        except ValueError as exc:
-            raise TwilioError(400, 20001, "Invalid paging parameter") from exc
-        matches = [call for call in reversed(self._calls.values())  # newest first, as Twilio
-                   if filters.get("ParentCallSid", call.parent_call_sid) == call.parent_call_sid
-                   and filters.get("Status", call.status) == call.status
-                   and filters.get("To", call.to) == call.to
-                   and filters.get("From", call.from_) == call.from_]
-        start = page * size
-        rows = matches[start:start + size]
-
-        def page_uri(number: int) -> str:
-            query = urlencode({**filters, "PageSize": size, "Page": number})
-            return f"/2010-04-01/Accounts/{self.account_sid}/Calls.json?{query}"
-
-        return 200, {
-            "calls": [self._call_json(call) for call in rows],
-            "first_page_uri": page_uri(0), "uri": page_uri(page),
-            "next_page_uri": page_uri(page + 1) if start + size < len(matches) else None,
-            "previous_page_uri": page_uri(page - 1) if page > 0 else None,
-            "page": page, "page_size": size, "start": start,
-            "end": start + max(len(rows) - 1, 0),
-        }
-
-    def _create_message(self, request: Request, call_sid: str) -> tuple[int, Any]:
-        key = request.form.get("IdempotencyKey") or None
-        # A known key on the same call replays the first answer: how Twilio de-duplicates retries.
-        message = next((m for m in self._messages if key and (m.call_sid, m.idempotency_key)
-                        == (call_sid, key)), None) or self._new_message(request, call_sid, key)
-        return 201, {"account_sid": self.account_sid, "call_sid": message.call_sid,
-                     "sid": message.sid, "date_created": message.date_created}
-
-    def _new_message(self, request: Request, call_sid: str, key: str | None) -> RecordedMessage:
-        content = request.form.get("Content")
-        if content is not None and len(content) > MAX_CONTENT_CHARS:
-            raise TwilioError(400, 32703, "Content size exceeds the limit of "
-                              f"{MAX_CONTENT_CHARS} characters ({len(content)} given)")
-        try:
-            parsed = json.loads(content or "")
-        except ValueError as exc:
-            raise TwilioError(400, 32702, "Invalid content in the POST request to the "
-                              "UserDefinedMessage Resource. Only data in JSON format is "
-                              "supported.") from exc
-        self._require_live(call_sid, request.path, "UserDefinedMessage")
-        message = RecordedMessage("KX" + secrets.token_hex(16), call_sid, content or "", key,
-                                  _now())
-        self._messages.append(message)
-        self._emit(f"message {call_sid} {message.sid} "
-                   f"{json.dumps(parsed, ensure_ascii=False, separators=(',', ':'))}")
-        return message
-
-    def _create_subscription(self, request: Request, call_sid: str) -> tuple[int, Any]:
-        key = request.form.get("IdempotencyKey") or None
-        sub = next((s for s in self._subscriptions if key and (s.call_sid, s.idempotency_key)
-                    == (call_sid, key)), None) or self._new_subscription(request, call_sid, key)
-        return 201, {"account_sid": self.account_sid, "call_sid": sub.call_sid, "sid": sub.sid,
-                     "date_created": sub.date_created,
-                     "uri": f"{self._call_uri(call_sid)}/UserDefinedMessageSubscriptions/"
-                            f"{sub.sid}.json"}
-
-    def _new_subscription(self, request: Request, call_sid: str,
-                          key: str | None) -> RecordedSubscription:
-        callback = request.form.get("Callback")
-        if not callback:
-            raise TwilioError(400, 20001, "Missing required parameter Callback in the post body")
-        try:
-            parts = urlsplit(callback)
-            scheme, host = parts.scheme, parts.hostname
-        except ValueError:
-            scheme, host = "", None
-        if scheme not in ("http", "https") or not host or "_" in host:
-            raise TwilioError(400, 11100, f"Callback is not a valid URL: {callback}")
-        method = request.form.get("Method", "POST").upper()
-        if method not in ("GET", "POST"):
-            raise TwilioError(400, 21209, "Method must be GET or POST")
-        self._require_live(call_sid, request.path, "UserDefinedMessageSubscription")
-        sub = RecordedSubscription("ZY" + secrets.token_hex(16), call_sid, callback, method, key,
-                                   _now())
-        self._subscriptions.append(sub)
-        self._emit(f"subscription {call_sid} {sub.sid} {method} {callback}")
-        return sub
-
-    def _delete_subscription(self, request: Request, call_sid: str, sid: str) -> tuple[int, Any]:
-        sub = next((s for s in self._subscriptions
-                    if (s.sid, s.call_sid, s.active) == (sid, call_sid, True)), None)
-        if sub is None:
-            raise _not_found(request.path)
-        sub.active = False
-        self._emit(f"unsubscribe {call_sid} {sid}")
-        return 204, None
 
 
 def _say(line: str) -> None:

@@ -58,6 +58,10 @@ class IdentityNotFound(NotFound):
     code = "identity_not_found"
 
 
+class ConferenceNotFound(NotFound):
+    code = "conference_not_found"
+
+
 class ForwardingDisabled(NotFound):
     code = "forwarding_disabled"
 

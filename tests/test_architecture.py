@@ -97,7 +97,8 @@ def test_only_the_rest_adapter_imports_twilio_rest():
 
 
 def test_ports_import_no_adapter():
-    ports = ["services.store.legs", "services.store.outbox", "services.twilio.port"]
+    ports = ["services.store.legs", "services.store.conferences", "services.store.outbox",
+             "services.twilio.port"]
     adapters = ("services.store.sqlite", "services.store.redis", "services.twilio.rest")
     for port in ports:
         assert not [i for i in _imports(MODULES[port]) if i.startswith(adapters)], port

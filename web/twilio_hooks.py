@@ -1,4 +1,4 @@
-"""Twilio-facing webhooks: the Voice URL, call-status callbacks and the SDK's messages."""
+"""Twilio-facing webhooks: the Voice URL, call and conference status callbacks, SDK messages."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from config.settings import Settings
 from services.errors import Forbidden, InvalidJSON
 from services.forwarding.events import parse_message
 from services.forwarding.service import Forwarding
+from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.twilio.dial_policy import DialObserver, DialPolicy
 from services.twilio.twiml import DialPlan, voice_response
+from services.use_cases.record_conference import record_conference
 from services.use_cases.record_status import record_status
 from web.request_logs import annotate
 from web.security import PublicURLs, TwilioSignatures
@@ -21,6 +23,7 @@ from web.security import PublicURLs, TwilioSignatures
 log = logging.getLogger("callrelay.webhooks")
 STATUS_PATH = "/twilio/status"
 MESSAGES_PATH = "/twilio/messages"
+CONFERENCE_PATH = "/twilio/conference"
 
 
 def _message_params() -> dict[str, Any]:
@@ -37,8 +40,9 @@ def _message_params() -> dict[str, Any]:
 
 def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: PublicURLs,
                      dial_policy: DialPolicy, dial_observer: DialObserver, legs: LegStore,
-                     forwarding: Forwarding | None) -> Blueprint:
-    """POST /twilio/voice, /twilio/status and /twilio/messages, behind Twilio's signature."""
+                     forwarding: Forwarding | None, *,
+                     conferences: ConferenceStore) -> Blueprint:
+    """POST /twilio/voice, /status, /conference and /messages, behind Twilio's signature."""
     bp = Blueprint("twilio", __name__)
 
     retention = settings.retention
@@ -62,7 +66,8 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
         plan = DialPlan(status_callback_url=urls.base(request) + STATUS_PATH,
                         caller_id=settings.twilio_caller_id,
                         inbound_client_identity=settings.inbound_client_identity,
-                        policy=dial_policy, observer=dial_observer)
+                        policy=dial_policy, observer=dial_observer,
+                        conference_callback_url=urls.base(request) + CONFERENCE_PATH)
         return Response(voice_response(params, plan), mimetype="text/xml")
 
     @bp.post(STATUS_PATH)
@@ -70,6 +75,16 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     def status() -> Response:
         """Status callbacks of parent and child legs; answered only once durably recorded."""
         record(request.form.to_dict())
+        return Response(status=204)
+
+    @bp.post(CONFERENCE_PATH)
+    @signatures.required
+    def conference() -> Response:
+        """Conference status callbacks: answered only once durably recorded."""
+        recorded = record_conference(conferences, request.form.to_dict())
+        annotate(conference_sid=recorded.event.conference_sid, reported=recorded.event.kind,
+                 conference_status=recorded.conference.status,
+                 present=len(recorded.conference.present()))
         return Response(status=204)
 
     @bp.post(MESSAGES_PATH)

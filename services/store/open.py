@@ -1,15 +1,18 @@
-"""Opens the store a STORE_URL names: one database per URL, shared by the leg store and outbox."""
+"""Opens the store a STORE_URL names: one database per URL, shared by legs, conferences, outbox."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from services.legs.rules import Retention
+from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.store.outbox import ForwardingStore
+from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
 from services.store.redis.outbox import RedisOutbox
+from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
 from services.store.sqlite.outbox import SQLiteOutbox
@@ -18,13 +21,14 @@ from services.store.url import parse_store_url
 
 @dataclass(frozen=True)
 class Stores:
-    """The leg registry and the forwarding outbox, over one database."""
+    """The leg registry, the conference registry and the forwarding outbox, over one database."""
 
     legs: LegStore
     outbox: ForwardingStore
+    conferences: ConferenceStore
 
     def close(self) -> None:
-        """Release the database's connections (both adapters share them)."""
+        """Release the database's connections (every adapter shares them)."""
         self.legs.close()
 
 
@@ -33,6 +37,8 @@ def open_stores(url: str, retention: Retention) -> Stores:
     location = parse_store_url(url)
     if location.kind == "sqlite":
         sqlite = SQLiteDatabase(location.target)
-        return Stores(SQLiteStore(sqlite, retention), SQLiteOutbox(sqlite))
+        return Stores(SQLiteStore(sqlite, retention), SQLiteOutbox(sqlite),
+                      SQLiteConferenceStore(sqlite, retention))
     redis = RedisDatabase(location.target)
-    return Stores(RedisStore(redis, retention), RedisOutbox(redis))
+    return Stores(RedisStore(redis, retention), RedisOutbox(redis),
+                  RedisConferenceStore(redis, retention))

@@ -8,14 +8,25 @@ from dataclasses import dataclass, field
 
 from twilio.twiml.voice_response import Dial, VoiceResponse
 
+from services.legs.conferences import is_conference_name
 from services.legs.model import client_identity, is_call_sid
-from services.twilio.dial_policy import CLIENT, NUMBER, SIP, DialObserver, DialPolicy, Refused
+from services.twilio.dial_policy import (
+    CLIENT,
+    CONFERENCE,
+    NUMBER,
+    SIP,
+    DialObserver,
+    DialPolicy,
+    Refused,
+)
 
 # A space-separated string: a Python list renders wrongly in the TwiML builder.
 STATUS_EVENTS = "initiated ringing answered completed"
 # Connection overrides (not part of the signed URL): ask Twilio to retry a status callback on
 # connect/read timeouts and 5xx instead of its default of one retry on connection failure only.
 STATUS_CALLBACK_OVERRIDES = "#rc=3&rp=ct,rt,5xx&ct=2000&rt=5000"
+# What a conference reports to callrelay: enough to know who is in it.
+CONFERENCE_EVENTS = "start end join leave"
 REFUSED_SAY = "This call cannot be connected. Goodbye."
 log = logging.getLogger("callrelay.dial")
 
@@ -29,6 +40,7 @@ class DialPlan:
     inbound_client_identity: str | None = None
     policy: DialPolicy = field(default_factory=DialPolicy)  # by default: no number, no SIP
     observer: DialObserver | None = None
+    conference_callback_url: str | None = None
 
 
 def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
@@ -48,6 +60,8 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
             response.say(REFUSED_SAY)
             response.hangup()
             return str(response)
+        if allowed.noun == CONFERENCE:
+            return join_conference(response, allowed.address, plan)
         if allowed.noun == NUMBER:
             dial = Dial(answer_on_bridge=True, caller_id=plan.caller_id)
             dial.number(allowed.address, **callback)
@@ -55,10 +69,9 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
             dial = Dial(answer_on_bridge=True)
             if allowed.noun == SIP:
                 dial.sip(allowed.address, **callback)
-            elif allowed.noun == CLIENT:
+            else:
+                assert allowed.noun == CLIENT
                 dial.client(allowed.address, **callback)
-            else:  # conference:<name>: its own TwiML comes with conference support
-                dial.client(to, **callback)
         response.append(dial)
         return str(response)
     if not plan.inbound_client_identity:
@@ -78,3 +91,21 @@ def _refused(refused: Refused, params: Mapping[str, str], observer: DialObserver
         **({"call_sid": call_sid} if is_call_sid(call_sid) else {})})
     if observer is not None:
         observer.dial_refused(refused.reason)
+
+
+def join_conference(response: VoiceResponse, name: str, plan: DialPlan) -> str:
+    """`<Dial><Conference>` for `To=conference:NAME`, its callbacks pointed at callrelay."""
+    if not is_conference_name(name):
+        response.say("That conference name is not valid. Goodbye.")
+        return str(response)
+    callback: dict[str, str] = {}
+    if plan.conference_callback_url:
+        # Only the first participant's statusCallback is kept for the conference: every
+        # participant callrelay dials in carries it, so whoever comes first sets it.
+        callback = {"status_callback": plan.conference_callback_url + STATUS_CALLBACK_OVERRIDES,
+                    "status_callback_event": CONFERENCE_EVENTS,
+                    "status_callback_method": "POST"}
+    dial = Dial()
+    dial.conference(name, **callback)
+    response.append(dial)
+    return str(response)

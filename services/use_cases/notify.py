@@ -10,21 +10,25 @@ from typing import Any
 from services.errors import (
     AmbiguousTarget,
     CallNotFound,
+    ConferenceNotFound,
     ContentTooLarge,
     IdentityNotFound,
     LegNotLive,
     NoSuchLeg,
     ValidationFailed,
 )
+from services.legs.conferences import conference_ref
 from services.legs.model import Leg, is_call_sid
+from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.twilio.port import TwilioGateway
+from services.use_cases.conference_targets import find_conference, live_sdk_participants
 from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, Delivery, deliver
 from services.use_cases.reconcile import Reconciler
 
 MAX_CONTENT_CHARS = 10_000  # Twilio's limit (warning 32703)
 LEG_CHOICES = ("sdk", "parent", "child")
-_FIELDS = {"call_sid", "identity", "leg", "content", "idempotency_key"}
+_FIELDS = {"call_sid", "identity", "conference", "leg", "content", "idempotency_key"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,12 @@ class NotifyRequest:
     identity: str | None = None
     leg: str = "sdk"
     idempotency_key: str | None = None
+    conference: str | None = None
+
+    @property
+    def fans_out(self) -> bool:
+        """True when the target may be several legs (an identity, a conference)."""
+        return self.identity is not None or self.conference is not None
 
 
 def parse_request(body: Any) -> NotifyRequest:
@@ -45,9 +55,10 @@ def parse_request(body: Any) -> NotifyRequest:
     unknown = sorted(set(body) - _FIELDS)
     if unknown:
         raise ValidationFailed(f"Unknown field(s): {', '.join(unknown)}.", fields=unknown)
-    call_sid, identity = body.get("call_sid"), body.get("identity")
-    if (call_sid is None) == (identity is None):
-        raise ValidationFailed("Give exactly one target: call_sid or identity.")
+    call_sid, identity, conference = (body.get(k) for k in ("call_sid", "identity",
+                                                             "conference"))
+    if [call_sid, identity, conference].count(None) != 2:
+        raise ValidationFailed("Give exactly one target: call_sid, identity or conference.")
     if call_sid is not None and not is_call_sid(call_sid):
         raise ValidationFailed("call_sid must be CA followed by 32 hex digits.", field="call_sid")
     if identity is not None and (not isinstance(identity, str) or not identity.strip()):
@@ -55,9 +66,11 @@ def parse_request(body: Any) -> NotifyRequest:
     leg = body.get("leg", "sdk")
     if leg not in LEG_CHOICES:
         raise ValidationFailed("leg must be one of sdk, parent, child.", field="leg")
-    if "leg" in body and identity is not None:
-        raise ValidationFailed("leg applies to call_sid only; an identity names SDK legs.",
-                               field="leg")
+    if conference is not None:
+        conference = conference_ref(conference)
+    if "leg" in body and call_sid is None:
+        raise ValidationFailed("leg applies to call_sid only; an identity or a conference "
+                               "names SDK legs.", field="leg")
     key = body.get("idempotency_key")
     if key is not None and (not isinstance(key, str)
                             or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS):
@@ -67,7 +80,8 @@ def parse_request(body: Any) -> NotifyRequest:
     if "content" not in body:
         raise ValidationFailed("content is required: any JSON value.", field="content")
     return NotifyRequest(content=serialize_content(body["content"]), call_sid=call_sid,
-                         identity=identity, leg=leg, idempotency_key=key)
+                         identity=identity, leg=leg, idempotency_key=key,
+                         conference=conference)
 
 
 def serialize_content(content: Any) -> str:
@@ -133,15 +147,19 @@ class Notifier:
     """Delivers /notify requests: looks legs up in the store (then Twilio), sends through Twilio."""
 
     def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0,
-                 max_call_duration_s: float = 4 * 3600.0) -> None:
+                 max_call_duration_s: float = 4 * 3600.0, *,
+                 conferences: ConferenceStore | None = None) -> None:
         self.store = store
         self.twilio = twilio
         self.deadline_s = deadline_s
         self.max_call_duration_s = max_call_duration_s
+        self.conferences = conferences
         self.reconciler = Reconciler(store, twilio)
 
     def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
         """The leg(s) a request is for, or the error that explains why there are none."""
+        if req.conference is not None:
+            return self.conference_targets(req.conference, deadline)
         if req.identity is not None:
             return self.identity_legs(req.identity, deadline)
         assert req.call_sid is not None
@@ -171,6 +189,14 @@ class Notifier:
                                    identity=identity)
         return legs
 
+    def conference_targets(self, ref: str, deadline: float | None = None) -> list[Leg]:
+        """Every live SDK participant's leg of a conference (by name or CF SID); phones get none."""
+        if self.conferences is None:
+            raise ConferenceNotFound("This callrelay keeps no conference registry.",
+                                     conference=ref)
+        conference = find_conference(self.conferences, ref)
+        return live_sdk_participants(conference, self.store, self.reconciler, deadline)
+
     def notify(self, req: NotifyRequest) -> Delivery:
         """Send the request's content to each target leg, within one deadline for everything."""
         deadline = time.monotonic() + self.deadline_s
@@ -178,5 +204,5 @@ class Notifier:
         # may name several legs, and a different set on a retry: each leg gets a key derived
         # from the caller's and its own SID, so a retry pairs every key with the same leg.
         return deliver(self.twilio, self.targets(req, deadline), req.content,
-                       req.idempotency_key, per_leg_keys=req.call_sid is None,
+                       req.idempotency_key, per_leg_keys=req.fans_out,
                        deadline=deadline)

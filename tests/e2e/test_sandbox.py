@@ -53,6 +53,16 @@ class Lines:
                 return match
         raise AssertionError(f"no line matching {pattern!r} in {self.seen}")
 
+    def drain(self, quiet: float = 0.5) -> list[str]:
+        """The lines printed since the last wait, until none comes for `quiet` seconds."""
+        lines = []
+        while True:
+            try:
+                lines.append(self._queue.get(timeout=quiet))
+            except queue.Empty:
+                self.seen += lines
+                return lines
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -115,3 +125,49 @@ def test_simulator_explains_a_signature_mismatch(tmp_path, twilio):
                                              PUBLIC_BASE_URL=service.url), timeout=60)
     assert run.returncode == 1
     assert "403" in run.stdout and "TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL" in run.stderr
+
+
+def test_simulated_conference_reaches_both_sdk_users_and_not_the_phone(tmp_path, twilio,
+                                                                        mock_cli):
+    mock, mock_url = mock_cli
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    env = make_env(tmp_path, twilio, TWILIO_API_BASE_URL=mock_url, PUBLIC_BASE_URL=public)
+    with Service(env, workers=2, port=port, log_path=tmp_path / "callrelay.log") as service:
+        sim = Lines([sys.executable, "-m", "sandbox.simulate", "--hold", "--pause", "0",
+                     "--scenario", "conference"], sandbox_env(PUBLIC_BASE_URL=public),
+                    tmp_path, stdin=True)
+        try:
+            conference = sim.wait_for(r"^conference\s+(CF[0-9a-f]{32}) \(standup\)").group(1)
+            sdk = {sim.wait_for(rf"^sdk\s+(CA[0-9a-f]{{32}}) \({who}\)").group(1)
+                   for who in ("alice", "bob")}
+            phone = sim.wait_for(r"^phone\s+(CA[0-9a-f]{32})$").group(1)
+            sim.wait_for(LIVE_MARKER)
+            sim.wait_for(r"curl -s -X POST .*/notify")
+            sim.wait_for(r"-d '\{\"conference\": \"standup\"")
+            content = {"agenda": "héllo", "n": 2}
+            answer = requests.post(service.url + "/notify", headers=AUTH, timeout=10,
+                                   json={"conference": "standup", "content": content})
+            assert answer.status_code == 201, answer.text
+            assert {m["call_sid"] for m in answer.json()["messages"]} == sdk
+            exact = re.escape(json.dumps(content, separators=(",", ":"), ensure_ascii=False))
+            reached = {mock.wait_for(rf"^message (CA[0-9a-f]{{32}}) KX[0-9a-f]{{32}} {exact}$")
+                       .group(1) for _ in sdk}
+            assert reached == sdk
+            members = requests.get(f"{service.url}/conferences/{conference}", headers=AUTH,
+                                   timeout=10).json()
+            assert {p["call_sid"] for p in members["participants"] if p["present"]} \
+                == sdk | {phone}
+            assert sim.proc.stdin is not None
+            sim.proc.stdin.write("\n")
+            sim.proc.stdin.flush()
+            sim.wait_for("^conference ended$")
+            assert sim.proc.wait(timeout=10) == 0
+        finally:
+            sim.stop()
+        assert not any(phone in line for line in mock.seen + mock.drain())
+        ended = requests.get(f"{service.url}/conferences/standup", headers=AUTH, timeout=10)
+        assert ended.json()["status"] == "completed"
+        late = requests.post(service.url + "/notify", headers=AUTH, timeout=10,
+                             json={"conference": "standup", "content": {}})
+        assert late.status_code == 409

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
+from sandbox.conference import conference_call
 from sandbox.devtools import free_port
 from tests.e2e.harness import Service
 from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
@@ -22,8 +23,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path, tw
     port = free_port()
     env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
     with Service(env, workers=2, port=port, log_path=tmp_path / "callrelay.log") as service:
-        # Live calls, so that the listing and lookups return real legs to validate.
-        for call in (sdk_calls_phone(ACCOUNT_SID), phone_calls_sdk(ACCOUNT_SID)):
+        # Live calls and a conference (the path parameter's example), so that the listing and
+        # lookups return real legs to validate.
+        for call in (sdk_calls_phone(ACCOUNT_SID), phone_calls_sdk(ACCOUNT_SID),
+                     conference_call(ACCOUNT_SID, name="standup")):
             for step in call.answer:
                 url = service.url + step.path
                 answer = requests.post(url, data=step.params, timeout=10,

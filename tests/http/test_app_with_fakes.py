@@ -23,7 +23,9 @@ from services.errors import TwilioUnavailable
 from services.forwarding.delivery import DeliveryOptions
 from services.forwarding.service import ForwardingOptions
 from services.forwarding.subscriptions import SubscriptionOptions
+from services.legs.rules import Retention
 from services.store.open import Stores
+from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.outbox import SQLiteOutbox
 from tests.support.clock import FakeClock
@@ -47,8 +49,9 @@ class Wired:
             "STORE_URL": f"sqlite:///{tmp_path}/unused.sqlite3", **env})
         self.legs = MemoryLegStore(clock=FakeClock())
         self.twilio = FakeTwilio()
-        outbox = SQLiteOutbox(SQLiteDatabase(str(tmp_path / "outbox.sqlite3")))
-        self.app: Flask = create_app(self.settings, store=Stores(self.legs, outbox),
+        db = SQLiteDatabase(str(tmp_path / "outbox.sqlite3"))
+        stores = Stores(self.legs, SQLiteOutbox(db), SQLiteConferenceStore(db, Retention()))
+        self.app: Flask = create_app(self.settings, store=stores,
                                      twilio=self.twilio, forwarding=FAST)
         self.client = self.app.test_client()
 

@@ -14,6 +14,7 @@ from config.settings import Settings
 from sandbox.calls import Call, Step, phone_calls_sdk, sdk_calls_phone
 from services.legs.rules import Retention
 from services.store.open import Stores
+from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
 from services.store.redis.outbox import RedisOutbox
@@ -87,7 +88,8 @@ def test_without_failures_there_is_no_failed_field(relay, twilio):
 
 def redis_stores(prefix: str) -> Stores:
     db = RedisDatabase(redis_url())
-    return Stores(RedisStore(db, Retention(), prefix=prefix), RedisOutbox(db, prefix=prefix))
+    return Stores(RedisStore(db, Retention(), prefix=prefix), RedisOutbox(db, prefix=prefix),
+                  RedisConferenceStore(db, Retention(), prefix=prefix))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])

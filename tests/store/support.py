@@ -10,9 +10,12 @@ import pytest
 import redis
 
 from services.legs.rules import Retention
+from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
+from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
+from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
 from tests.support.memory_store import MemoryLegStore, MemoryRegistry
@@ -26,7 +29,7 @@ class StoreFactory:
 
     def __init__(self, kind: str, location: str, prefix: str = "") -> None:
         self.kind, self.location, self.prefix = kind, location, prefix
-        self.opened: list[LegStore] = []
+        self.opened: list[LegStore | ConferenceStore] = []
         self.memory = MemoryRegistry()
 
     @property
@@ -42,6 +45,20 @@ class StoreFactory:
             store = MemoryLegStore(retention, clock, self.memory)
         else:
             store = open_spec(self.spec, retention or Retention(), clock)
+        self.opened.append(store)
+        return store
+
+    def conferences(self, retention: Retention | None = None,
+                    clock: Callable[[], float] = time.time) -> ConferenceStore:
+        """A conference store on the same database (file, or Redis prefix) as the leg stores."""
+        kind, location, prefix = self.spec  # the in-memory kind has none: it skips here
+        store: ConferenceStore
+        if kind == "sqlite":
+            store = SQLiteConferenceStore(SQLiteDatabase(location), retention or Retention(),
+                                          clock)
+        else:
+            store = RedisConferenceStore(RedisDatabase(location), retention or Retention(),
+                                         clock, prefix=prefix)
         self.opened.append(store)
         return store
 
