@@ -169,6 +169,10 @@ class Notifier:
         if given is None:
             raise CallNotFound("Neither callrelay nor Twilio knows a call with this SID.",
                                call_sid=req.call_sid)
+        if given.is_ended and self.store.get(given.call_sid) is None:
+            raise LegNotLive(f"The call leg is {given.status}; it ended more than "
+                             "LEG_RETENTION_S ago.", call_sid=given.call_sid,
+                             status=given.status)
         try:
             return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
         except NoSuchLeg:

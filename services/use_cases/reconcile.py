@@ -38,6 +38,8 @@ class Reconciler:
             if event is None:
                 return None
             leg = self.store.apply(event)
+            if leg.is_ended and self.store.get(call_sid) is None:
+                return leg  # ended past its retention: the store keeps its tombstone only
             if leg.parent_sid is not None and self.store.get(leg.parent_sid) is None:
                 parent = self.twilio.fetch_call(leg.parent_sid, deadline=deadline)
                 if parent is not None:

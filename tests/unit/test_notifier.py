@@ -19,6 +19,7 @@ from services.errors import (
     TwilioUnavailable,
 )
 from services.legs.model import LegEvent
+from services.legs.rules import Retention
 from services.use_cases.notify import Notifier, parse_request
 from tests.support.calls import as_twilio_knows, record
 from tests.support.clock import FakeClock
@@ -166,6 +167,20 @@ def test_an_ended_sdk_call_is_a_conflict(notifier, store, twilio):
     with pytest.raises(LegNotLive):
         notify(notifier, call_sid=call.child_sid)
     assert sent_to(twilio) == []
+
+
+def test_a_call_forgotten_after_retention_but_known_to_twilio_is_not_live(twilio):
+    clock = FakeClock()
+    store = MemoryLegStore(Retention(leg_retention_s=60), clock)
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.steps)  # answered, then hung up
+    clock.advance(61)  # past LEG_RETENTION_S: only the legs' tombstones are left
+    twilio.knows(*as_twilio_knows(call.steps))  # ...while Twilio still lists the call, completed
+    with pytest.raises(LegNotLive):
+        notify(notifier, call_sid=call.parent_sid)
+    assert sent_to(twilio) == []
+    assert store.get(call.parent_sid) is None  # the lookup did not bring the leg back
 
 
 def test_a_simultaneous_ring_is_ambiguous_until_one_answers(notifier, store, twilio):
