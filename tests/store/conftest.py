@@ -42,6 +42,30 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     delete_prefix(client, factory.prefix)
 
 
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def make_shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """The adapters that several processes share (not the in-memory fake), for the tests that
+    fork or hold a database of their own (conferences, process races)."""
+    if request.param == "sqlite":
+        factory = StoreFactory("sqlite", str(tmp_path / "legs.sqlite3"))
+        yield factory
+        factory.close()
+        return
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    factory = StoreFactory("redis", redis_url(), unique_prefix())
+    yield factory
+    factory.close()
+    delete_prefix(client, factory.prefix)
+
+
+@pytest.fixture
+def sqlite_factory(tmp_path: Path) -> Iterator[StoreFactory]:
+    """SQLite stores only, for the SQLite-specific tests."""
+    factory = StoreFactory("sqlite", str(tmp_path / "legs.sqlite3"))
+    yield factory
+    factory.close()
+
+
 @pytest.fixture
 def redis_factory(redis_client: redis.Redis) -> Iterator[StoreFactory]:
     """Redis stores only, for the Redis-specific tests; keys deleted afterwards."""

@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Callable
 
-import pytest
 import redis
 
 from services.legs.rules import Retention
@@ -35,7 +34,7 @@ class StoreFactory:
     @property
     def spec(self) -> tuple[str, str, str]:
         if self.kind == "memory":
-            pytest.skip("the in-memory store lives in one process")
+            raise ValueError("the in-memory store lives in one process: use make_shared_store")
         return (self.kind, self.location, self.prefix)
 
     def __call__(self, retention: Retention | None = None,

@@ -100,10 +100,10 @@ def test_concurrent_threads_end_in_the_in_order_state(make_store: StoreFactory,
     check_state(store, *scenarios)
 
 
-def test_concurrent_processes_end_in_the_in_order_state(make_store: StoreFactory) -> None:
-    store = make_store()
+def test_concurrent_processes_end_in_the_in_order_state(make_shared_store: StoreFactory) -> None:
+    store = make_shared_store()
     scenarios = [Scenario(str(n)) for n in range(4)]
-    run_processes(make_store.spec,
+    run_processes(make_shared_store.spec,
                   shuffled_chunks([e for s in scenarios for e in s.events], 4, seed=7))
     check_state(store, *scenarios)
 
@@ -115,8 +115,8 @@ def test_threads_racing_on_one_leg_lose_no_update(make_store: StoreFactory) -> N
     check_lockstep(store, sids)
 
 
-def test_processes_racing_on_one_leg_lose_no_update(make_store: StoreFactory) -> None:
-    store = make_store()
+def test_processes_racing_on_one_leg_lose_no_update(make_shared_store: StoreFactory) -> None:
+    store = make_shared_store()
     sids, chunks = lockstep_chunks(150, 4)
-    run_processes(make_store.spec, chunks)
+    run_processes(make_shared_store.spec, chunks)
     check_lockstep(store, sids)

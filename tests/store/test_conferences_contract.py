@@ -48,8 +48,8 @@ def shape(conference: Conference | None) -> tuple[Any, ...] | None:
             conference.started_at, conference.ended_at, conference.participants)
 
 
-def test_a_join_is_found_by_sid_and_by_name(make_store: StoreFactory) -> None:
-    store = make_store.conferences()
+def test_a_join_is_found_by_sid_and_by_name(make_shared_store: StoreFactory) -> None:
+    store = make_shared_store.conferences()
     conf, alice = cf(), ca()
     stored = store.apply(ev(conf, "participant-join", 1, alice, ts=1_800_000_000))
     assert present(stored) == {alice} and stored.status == "init"
@@ -62,8 +62,8 @@ def test_a_join_is_found_by_sid_and_by_name(make_store: StoreFactory) -> None:
     assert store.get(cf()) is None and store.find("nobody") is None
 
 
-def test_a_leave_seen_before_its_join_leaves_the_participant_out(make_store: StoreFactory) -> None:
-    store = make_store.conferences()
+def test_a_leave_seen_before_its_join_leaves_the_participant_out(make_shared_store: StoreFactory) -> None:
+    store = make_shared_store.conferences()
     conf, alice, bob = cf(), ca(), ca()
     store.apply(ev(conf, "participant-leave", 4, alice))
     store.apply(ev(conf, "participant-join", 3, bob))
@@ -76,16 +76,16 @@ def test_a_leave_seen_before_its_join_leaves_the_participant_out(make_store: Sto
     assert present(store.get(conf)) == {bob}
 
 
-def test_a_participant_who_rejoins_is_in_again(make_store: StoreFactory) -> None:
-    store = make_store.conferences()
+def test_a_participant_who_rejoins_is_in_again(make_shared_store: StoreFactory) -> None:
+    store = make_shared_store.conferences()
     conf, alice = cf(), ca()
     for seq, kind in ((5, "participant-join"), (3, "participant-leave"), (1, "participant-join")):
         store.apply(ev(conf, kind, seq, alice))
     assert present(store.get(conf)) == {alice}
 
 
-def test_a_duplicate_changes_nothing(make_store: StoreFactory, clock: FakeClock) -> None:
-    store = make_store.conferences(clock=clock)
+def test_a_duplicate_changes_nothing(make_shared_store: StoreFactory, clock: FakeClock) -> None:
+    store = make_shared_store.conferences(clock=clock)
     conf = cf()
     join = ev(conf, "participant-join", 1, ca())
     first = store.apply(join)
@@ -94,8 +94,8 @@ def test_a_duplicate_changes_nothing(make_store: StoreFactory, clock: FakeClock)
     assert again == first and store.get(conf) == first
 
 
-def test_conference_end_ends_everyone_and_is_final(make_store: StoreFactory) -> None:
-    store = make_store.conferences()
+def test_conference_end_ends_everyone_and_is_final(make_shared_store: StoreFactory) -> None:
+    store = make_shared_store.conferences()
     conf, alice, bob = cf(), ca(), ca()
     store.apply(ev(conf, "participant-join", 1, alice))
     store.apply(ev(conf, "conference-end", 8, ts=1_800_000_100))
@@ -107,9 +107,9 @@ def test_conference_end_ends_everyone_and_is_final(make_store: StoreFactory) -> 
     assert present(conference) == set() and len(conference.participants) == 2
 
 
-def test_a_reused_name_finds_the_conference_in_progress(make_store: StoreFactory,
+def test_a_reused_name_finds_the_conference_in_progress(make_shared_store: StoreFactory,
                                                         clock: FakeClock) -> None:
-    store = make_store.conferences(clock=clock)
+    store = make_shared_store.conferences(clock=clock)
     yesterday, today, other = cf(), cf(), cf()
     store.apply(ev(yesterday, "conference-start", 1))
     clock.advance(10)
@@ -126,8 +126,8 @@ def test_a_reused_name_finds_the_conference_in_progress(make_store: StoreFactory
 
 
 def test_an_ended_conference_is_kept_for_leg_retention_then_forgotten(
-        make_store: StoreFactory, clock: FakeClock) -> None:
-    store = make_store.conferences(RETENTION, clock)
+        make_shared_store: StoreFactory, clock: FakeClock) -> None:
+    store = make_shared_store.conferences(RETENTION, clock)
     ended, live = cf(), cf()
     store.apply(ev(ended, "participant-join", 1, ca()))
     store.apply(ev(ended, "conference-end", 2))
@@ -144,8 +144,8 @@ def test_an_ended_conference_is_kept_for_leg_retention_then_forgotten(
 
 
 def test_a_forgotten_conference_does_not_come_back_with_its_participants(
-        make_store: StoreFactory, clock: FakeClock) -> None:
-    store = make_store.conferences(RETENTION, clock)
+        make_shared_store: StoreFactory, clock: FakeClock) -> None:
+    store = make_shared_store.conferences(RETENTION, clock)
     conf, alice, bob = cf(), ca(), ca()
     store.apply(ev(conf, "participant-join", 1, alice))
     store.apply(ev(conf, "conference-end", 2))
@@ -155,8 +155,8 @@ def test_a_forgotten_conference_does_not_come_back_with_its_participants(
     assert [p.call_sid for p in store.get(conf).participants] == [bob]  # type: ignore[union-attr]
 
 
-def test_concurrent_callbacks_lose_no_participant(make_store: StoreFactory) -> None:
-    stores = [make_store.conferences(), make_store.conferences()]
+def test_concurrent_callbacks_lose_no_participant(make_shared_store: StoreFactory) -> None:
+    stores = [make_shared_store.conferences(), make_shared_store.conferences()]
     conf = cf()
     calls = [[ca() for _ in range(15)] for _ in stores]
 
@@ -191,8 +191,8 @@ def histories(draw: st.DrawFn) -> list[ConferenceEvent]:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(history=histories(), data=st.data())
 def test_any_order_and_repetition_gives_what_the_true_order_gives(
-        make_store: StoreFactory, history: list[ConferenceEvent], data: st.DataObject) -> None:
-    store = make_store.conferences()
+        make_shared_store: StoreFactory, history: list[ConferenceEvent], data: st.DataObject) -> None:
+    store = make_shared_store.conferences()
     repeats = data.draw(st.lists(st.sampled_from(history), max_size=len(history)))
     for event in data.draw(st.permutations(history + repeats)):
         store.apply(event)

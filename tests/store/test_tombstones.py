@@ -175,28 +175,24 @@ def test_replays_racing_the_end_never_leave_a_live_leg(make_store: StoreFactory,
 
 # --- adapter specifics: tombstones are bounded -----------------------------------------------
 
-def test_sqlite_purge_deletes_expired_tombstones(make_store: StoreFactory,
+def test_sqlite_purge_deletes_expired_tombstones(sqlite_factory: StoreFactory,
                                                  clock: FakeClock) -> None:
-    if make_store.kind != "sqlite":
-        pytest.skip("SQLite only")
-    store = make_store(RETENTION, clock)
+    store = sqlite_factory(RETENTION, clock)
     sdk_call_that_ended(store, clock)
-    with sqlite3.connect(make_store.location) as db:
+    with sqlite3.connect(sqlite_factory.location) as db:
         assert db.execute("SELECT count(*) FROM tombstones").fetchone() == (2,)
     clock.advance(TOMBSTONE_S + 1)
     store.purge()
-    with sqlite3.connect(make_store.location) as db:
+    with sqlite3.connect(sqlite_factory.location) as db:
         assert db.execute("SELECT count(*) FROM tombstones").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM legs").fetchone() == (0,)
 
 
-def test_sqlite_purge_buries_ended_legs_stored_before_tombstones(make_store: StoreFactory,
+def test_sqlite_purge_buries_ended_legs_stored_before_tombstones(sqlite_factory: StoreFactory,
                                                                  clock: FakeClock) -> None:
-    if make_store.kind != "sqlite":
-        pytest.skip("SQLite only")
-    store = make_store(RETENTION, clock)
+    store = sqlite_factory(RETENTION, clock)
     parent, child, _ = sdk_call_that_ended(store, clock)
-    with sqlite3.connect(make_store.location) as db:
+    with sqlite3.connect(sqlite_factory.location) as db:
         db.execute("DELETE FROM tombstones")  # as a database written by an older callrelay
     clock.advance(61)
     store.purge()
