@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from services.errors import TwilioUnavailable
 from services.legs.model import Leg
 from services.store.legs import LegStore
 from services.twilio.port import TwilioGateway
@@ -13,6 +14,11 @@ from services.twilio.port import TwilioGateway
 # How long an answer from Twilio stands before the same SID (or identity) may be looked up
 # again: notifying someone offline, however often, costs Twilio one lookup per this.
 CACHE_S = 10.0
+# Identity lookups in flight at once per process, whatever the identities: notifying many
+# users who are offline queues here instead of fanning out to Twilio's API (4 listings each).
+MAX_CLIENT_LOOKUPS = 4
+# How long a lookup waits for a slot when its request set no deadline.
+SLOT_WAIT_S = 5.0
 
 
 class Reconciler:
@@ -26,6 +32,7 @@ class Reconciler:
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._looked_up: dict[str, float] = {}
+        self._client_slots = threading.BoundedSemaphore(MAX_CLIENT_LOOKUPS)
 
     def call(self, call_sid: str, deadline: float | None = None) -> Leg | None:
         """The leg `call_sid` after asking Twilio about it and its call, or None if unknown."""
@@ -66,8 +73,16 @@ class Reconciler:
             legs = self.store.live_sdk_legs(identity)
             if legs or self._fresh(key):
                 return legs
+            wait_s = SLOT_WAIT_S if deadline is None else deadline - time.monotonic()
+            if not self._client_slots.acquire(timeout=max(0.0, wait_s)):
+                raise TwilioUnavailable("Too many identity lookups are in progress at Twilio; "
+                                        "retry shortly.", retry_after_s=1)
+            try:
+                events = self.twilio.calls_for_client(identity, deadline=deadline)
+            finally:
+                self._client_slots.release()
             # Stored before the lock goes, so a request that waited for it finds them.
-            for event in self.twilio.calls_for_client(identity, deadline=deadline):
+            for event in events:
                 self.store.apply(event)
             self._looked_up[key] = self.clock()
             return self.store.live_sdk_legs(identity)

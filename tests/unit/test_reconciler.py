@@ -9,7 +9,7 @@ import pytest
 from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone
 from services.errors import TwilioUnavailable
 from services.legs.model import LegEvent
-from services.use_cases.reconcile import CACHE_S, Reconciler
+from services.use_cases.reconcile import CACHE_S, MAX_CLIENT_LOOKUPS, Reconciler
 from tests.support.calls import as_twilio_knows, record
 from tests.support.clock import FakeClock
 from tests.support.fake_twilio import ACCOUNT_SID, FakeTwilio
@@ -153,3 +153,42 @@ def test_a_failed_lookup_is_not_cached(reconciler, twilio):
         reconciler.call(call.parent_sid)
     assert reconciler.call(call.parent_sid) is not None
     assert asked(twilio, "fetch_call") == [call.parent_sid, call.parent_sid]
+
+
+class InFlight(FakeTwilio):
+    """Counts the identity lookups Twilio is serving at once."""
+
+    def __init__(self) -> None:
+        super().__init__(latency_s=0.05)
+        self.now = self.most = 0
+        self.count_lock = threading.Lock()
+
+    def calls_for_client(self, identity: str, *,
+                         deadline: float | None = None) -> list[LegEvent]:
+        with self.count_lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            return super().calls_for_client(identity, deadline=deadline)
+        finally:
+            with self.count_lock:
+                self.now -= 1
+
+
+def test_lookups_of_many_offline_identities_are_bounded_per_process(store, clock):
+    twilio = InFlight()
+    reconciler = Reconciler(store, twilio, clock)
+    identities = [f"offline{k}" for k in range(3 * MAX_CLIENT_LOOKUPS)]
+    start = threading.Barrier(len(identities))
+
+    def look_up(identity: str) -> None:
+        start.wait()
+        assert reconciler.client(identity) == []
+
+    threads = [threading.Thread(target=look_up, args=(i,)) for i in identities]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(asked(twilio, "calls_for_client")) == sorted(f"client:{i}" for i in identities)
+    assert twilio.most <= MAX_CLIENT_LOOKUPS
