@@ -92,7 +92,8 @@ class SQLiteConferenceStore:
         """Atomically fold a conference callback into its conference and persist the result."""
         now = self.clock()
         sid = event.conference_sid
-        with self.db.write() as db:
+
+        def fold_in(db: sqlite3.Connection) -> Conference:
             current = self._load(db, sid, now)
             conference = fold(current, event, now)
             if conference is not current:
@@ -106,6 +107,9 @@ class SQLiteConferenceStore:
                 old = set(current.participants) if current else set()
                 db.executemany(UPSERT_PARTICIPANT, [_participant_row(sid, p) for p in
                                                     conference.participants if p not in old])
+            return conference
+
+        conference = self.db.write(fold_in)
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
         return conference
@@ -138,10 +142,14 @@ class SQLiteConferenceStore:
         """Forget conferences (and their participants) whose retention has run out."""
         now = self.clock()
         self._last_purge = now
-        with self.db.write() as db:
+
+        def forget(db: sqlite3.Connection) -> int:
             db.execute("DELETE FROM conference_participants WHERE conference_sid IN "
                        "(SELECT conference_sid FROM conferences WHERE expires_at <= ?)", (now,))
-            return db.execute("DELETE FROM conferences WHERE expires_at <= ?", (now,)).rowcount
+            return int(db.execute("DELETE FROM conferences WHERE expires_at <= ?",
+                                  (now,)).rowcount)
+
+        return self.db.write(forget)
 
     def close(self) -> None:
         """Close the database's idle connections."""

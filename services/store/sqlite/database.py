@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from services.errors import StoreUnavailable
+
+T = TypeVar("T")
 
 BUSY_TIMEOUT_S = 10.0
 # Read connections per process and file. Each caches the pages its lookups touch; a connection
@@ -80,9 +83,11 @@ class SQLiteDatabase:
             name = exc.__class__.__name__
             raise StoreUnavailable(f"The store (SQLite) failed: {name}.") from exc
 
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction, committed when the block ends and rolled back if it raises."""
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in a write transaction; its result once committed (rolled back if it raises).
+
+        `fn` must only use the connection it is given: it is the whole transaction.
+        """
         if not self._lock.acquire(timeout=BUSY_TIMEOUT_S):
             raise StoreUnavailable("The store (SQLite) is busy; retry shortly.")
         try:
@@ -92,11 +97,12 @@ class SQLiteDatabase:
                 # row serialise instead of both reading the old one.
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    yield db
+                    result = fn(db)
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
                 db.execute("COMMIT")
+                return result
         finally:
             self._lock.release()
 

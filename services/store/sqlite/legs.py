@@ -97,8 +97,7 @@ class SQLiteStore:
         describes is returned and nothing is recorded.
         """
         now = self.clock()
-        with self.db.write() as db:
-            leg = self._apply(db, event, now)
+        leg = self.db.write(lambda db: self._apply(db, event, now))
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
         return leg
@@ -166,13 +165,16 @@ class SQLiteStore:
         """Forget legs whose retention has run out, and tombstones whose time has come."""
         now = self.clock()
         self._last_purge = now
-        with self.db.write() as db:
+
+        def forget(db: sqlite3.Connection) -> int:
             # Ended legs stored before tombstones existed get theirs before their row goes.
             db.execute("INSERT OR IGNORE INTO tombstones SELECT call_sid, status, ended_at, "
                        "ended_at + ? FROM legs WHERE expires_at <= ? AND ended_at IS NOT NULL",
                        (self.retention.tombstone_s, now))
             db.execute("DELETE FROM tombstones WHERE expires_at <= ?", (now,))
-            return db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount
+            return int(db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount)
+
+        return self.db.write(forget)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from services.store.sqlite.database import SQLiteDatabase
 
 SCHEMA = """
@@ -16,9 +18,12 @@ _STARTED_AT = "SELECT value FROM registry WHERE name = 'started_at'"
 
 def mark_birth(db: SQLiteDatabase, now: float) -> float:
     """Record `now` as the registry's start unless one is recorded; returns the start."""
-    with db.write() as conn:
+
+    def born(conn: sqlite3.Connection) -> float:
         conn.execute(_BORN, (now,))
         return float(conn.execute(_STARTED_AT).fetchone()[0])
+
+    return db.write(born)
 
 
 def registry_age(db: SQLiteDatabase, now: float) -> float:
