@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -33,7 +34,7 @@ PURGE_EVERY_S = 60.0
 
 
 class SQLiteOutbox:
-    """Outbox and claims in one SQLite file, one connection per thread."""
+    """Outbox and claims in one SQLite file, shared by every worker process."""
 
     def __init__(self, path: str, clock: Callable[[], float] = time.time) -> None:
         self.db = SQLiteDatabase(path, "outbox", SCHEMA)
@@ -43,49 +44,50 @@ class SQLiteOutbox:
     def enqueue(self, event: OutboxEvent) -> bool:
         """Queue `event` unless its id is already known; True when it was queued now."""
         now = self.clock()
-        with self.db.write() as db:
-            cursor = db.execute(
-                "INSERT OR IGNORE INTO outbox (id, stream, body, due_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?)", (event.id, event.stream, event.body, now,
-                                           event.created_at or now))
-            return cursor.rowcount == 1
+        return self.db.write(lambda db: db.execute(
+            "INSERT OR IGNORE INTO outbox (id, stream, body, due_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?)", (event.id, event.stream, event.body, now,
+                                       event.created_at or now)).rowcount == 1)
 
     def claim(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
         """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
         now = self.clock()
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
-        with self.db.write() as db:
+        def lease(db: sqlite3.Connection) -> list[tuple]:
             rows = db.execute(
                 "SELECT id, stream, body, attempts, created_at FROM outbox WHERE seq IN "
                 "(SELECT min(seq) FROM outbox WHERE state = 'pending' GROUP BY stream) "
                 "AND due_at <= ? ORDER BY due_at, seq LIMIT ?", (now, limit)).fetchall()
             db.executemany("UPDATE outbox SET lease_owner = ?, due_at = ? WHERE id = ?",
                            [(owner, now + lease_s, row[0]) for row in rows])
+            return rows
+
+        rows = self.db.write(lease)
         return [OutboxEvent(id=r[0], stream=r[1], body=r[2], attempts=r[3], created_at=r[4])
                 for r in rows]
 
     def ack(self, event_id: str) -> None:
         """The backend accepted the event: keep only its id, to recognise duplicates."""
-        with self.db.write() as db:
-            db.execute("UPDATE outbox SET state = 'done', body = '', lease_owner = NULL, "
-                       "closed_at = ? WHERE id = ? AND state = 'pending'",
-                       (self.clock(), event_id))
+        now = self.clock()
+        self.db.write(lambda db: db.execute(
+            "UPDATE outbox SET state = 'done', body = '', lease_owner = NULL, "
+            "closed_at = ? WHERE id = ? AND state = 'pending'", (now, event_id)))
 
     def retry_at(self, event_id: str, owner: str, at: float, error: str) -> None:
         """Count a failed attempt and hold the event (and its stream) until `at`."""
-        with self.db.write() as db:
-            db.execute("UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?, "
-                       "lease_owner = NULL WHERE id = ? AND lease_owner = ? "
-                       "AND state = 'pending'", (at, error, event_id, owner))
+        self.db.write(lambda db: db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?, "
+            "lease_owner = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'",
+            (at, error, event_id, owner)))
 
     def bury(self, event_id: str, owner: str, error: str) -> None:
         """Move the event to the dead list; its stream's next event may go."""
-        with self.db.write() as db:
-            db.execute("UPDATE outbox SET state = 'dead', attempts = attempts + 1, "
-                       "last_error = ?, lease_owner = NULL, closed_at = ? WHERE id = ? "
-                       "AND lease_owner = ? AND state = 'pending'",
-                       (error, self.clock(), event_id, owner))
+        now = self.clock()
+        self.db.write(lambda db: db.execute(
+            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?, "
+            "lease_owner = NULL, closed_at = ? WHERE id = ? AND lease_owner = ? "
+            "AND state = 'pending'", (error, now, event_id, owner)))
 
     def dead(self, limit: int = 100) -> list[DeadEvent]:
         """Dead events, newest first."""
@@ -98,7 +100,7 @@ class SQLiteOutbox:
     def revive(self, event_id: str) -> bool:
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
         now = self.clock()
-        with self.db.write() as db:
+        def requeue(db: sqlite3.Connection) -> bool:
             row = db.execute("SELECT stream, body, created_at FROM outbox WHERE id = ? "
                              "AND state = 'dead'", (event_id,)).fetchone()
             if row is None:
@@ -110,35 +112,37 @@ class SQLiteOutbox:
                        "VALUES (?, ?, ?, ?, ?)", (event_id, row[0], row[1], now, row[2]))
             return True
 
+        return self.db.write(requeue)
+
     def claim_once(self, name: str, ttl_s: float) -> bool:
         """Take `name` unless someone holds it and it has not expired; True when taken."""
         now = self.clock()
-        with self.db.write() as db:
-            return db.execute(
-                "INSERT INTO once_claims (name, expires_at) VALUES (?, ?) ON CONFLICT(name) "
-                "DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ?",
-                (name, now + ttl_s, now)).rowcount == 1
+        return self.db.write(lambda db: db.execute(
+            "INSERT INTO once_claims (name, expires_at) VALUES (?, ?) ON CONFLICT(name) "
+            "DO UPDATE SET expires_at = excluded.expires_at WHERE expires_at <= ?",
+            (name, now + ttl_s, now)).rowcount == 1)
 
     def keep_once(self, name: str, ttl_s: float) -> None:
         """Hold a taken claim for `ttl_s` from now."""
-        with self.db.write() as db:
-            db.execute("INSERT OR REPLACE INTO once_claims VALUES (?, ?)",
-                       (name, self.clock() + ttl_s))
+        until = self.clock() + ttl_s
+        self.db.write(lambda db: db.execute("INSERT OR REPLACE INTO once_claims VALUES (?, ?)",
+                                            (name, until)))
 
     def release_once(self, name: str) -> None:
         """Give a claim up, so it can be taken again."""
-        with self.db.write() as db:
-            db.execute("DELETE FROM once_claims WHERE name = ?", (name,))
+        self.db.write(lambda db: db.execute("DELETE FROM once_claims WHERE name = ?", (name,)))
 
     def purge(self) -> None:
         """Forget delivered ids after SEEN_S, dead events after DEAD_S, expired claims."""
         now = self.clock()
         self._last_purge = now
-        with self.db.write() as db:
+        def forget(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM outbox WHERE (state = 'done' AND closed_at <= ?) "
                        "OR (state = 'dead' AND closed_at <= ?)", (now - SEEN_S, now - DEAD_S))
             db.execute("DELETE FROM once_claims WHERE expires_at <= ?", (now,))
 
+        self.db.write(forget)
+
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close the connections not in use."""
         self.db.close()

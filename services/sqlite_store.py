@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -39,6 +40,7 @@ INSERT INTO legs VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(call_sid) DO UPDATE 
     status = excluded.status, identity = excluded.identity, updated_at = excluded.updated_at,
     ended_at = excluded.ended_at, expires_at = excluded.expires_at
 """
+SELECT_ONE = f"SELECT {COLUMNS} FROM legs WHERE call_sid = ? AND expires_at > ?"  # noqa: S608
 PURGE_EVERY_S = 60.0
 
 
@@ -49,7 +51,7 @@ def _leg(row: tuple) -> Leg:
 
 
 class SQLiteStore:
-    """Legs in one SQLite file, in WAL mode, one connection per thread."""
+    """Legs in one SQLite file, in WAL mode, shared by every worker process."""
 
     def __init__(self, path: str, retention: Retention,
                  clock: Callable[[], float] = time.time) -> None:
@@ -67,9 +69,9 @@ class SQLiteStore:
     def apply(self, event: LegEvent) -> Leg:
         """Atomically fold an event into its leg and persist the result."""
         now = self.clock()
-        with self.db.write() as db:
-            row = db.execute(f"SELECT {COLUMNS} FROM legs WHERE call_sid = ? AND expires_at > ?",  # noqa: S608
-                             (event.call_sid, now)).fetchone()
+
+        def fold(db: sqlite3.Connection) -> Leg:
+            row = db.execute(SELECT_ONE, (event.call_sid, now)).fetchone()
             current = _leg(row) if row else None
             leg = merge(current, event, now)
             if leg is not current:
@@ -77,6 +79,9 @@ class SQLiteStore:
                     leg.call_sid, leg.parent_sid, leg.account_sid, leg.from_, leg.to,
                     leg.direction, leg.status, leg.identity, leg.updated_at, leg.ended_at,
                     expires_at(leg, self.retention.ended_s, self.retention.live_s)))
+            return leg
+
+        leg = self.db.write(fold)
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
         return leg
@@ -116,13 +121,13 @@ class SQLiteStore:
         """Forget legs whose retention has run out."""
         now = self.clock()
         self._last_purge = now
-        with self.db.write() as db:
-            return db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount
+        return self.db.write(
+            lambda db: db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
         self.db.read("SELECT 1 FROM legs LIMIT 1")
 
     def close(self) -> None:
-        """Close this thread's connection."""
+        """Close the connections not in use."""
         self.db.close()

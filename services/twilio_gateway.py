@@ -26,8 +26,9 @@ from services.metrics import TwilioObserver, observed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Idle connections kept to Twilio per worker: at least gunicorn's threads (GUNICORN_THREADS).
-POOL_SIZE = 64
+# Idle connections kept to Twilio per worker: at least the requests a worker may have waiting
+# on Twilio at once (GUNICORN_CONNECTIONS), or every one beyond it reconnects and is discarded.
+POOL_SIZE = 1000
 
 
 @dataclass(frozen=True)

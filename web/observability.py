@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
@@ -57,24 +57,28 @@ def annotate(**fields: Any) -> None:
     g.setdefault("log_fields", {}).update(fields)
 
 
+def _new_request_id() -> str:
+    # Unique, not secret: 128 random bits without uuid4's system call for entropy (the random
+    # module is reseeded in each forked worker).
+    return f"{random.getrandbits(128):032x}"
+
+
 def _start() -> None:
     g.request_started = time.perf_counter()
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+    g.request_id = given if given and _SANE_REQUEST_ID.match(given) else _new_request_id()
 
 
 def _finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
-    request_id = g.get("request_id") or uuid.uuid4().hex
+    request_id = g.get("request_id") or _new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
     status = response.status_code
     error = _error(response)
     metrics: Metrics = current_app.extensions["callrelay.metrics"]
     metrics.request(route, request.method, status, seconds)
-    if route.startswith("/twilio/"):
-        metrics.webhook(route, status)
-    elif route == "/notify":
+    if route == "/notify":
         metrics.notify("sent" if status < 400 else str(error.get("code", status)),
                        error.get("twilio_code"))
     fields: dict[str, Any] = {"request_id": request_id, "method": request.method,
@@ -92,7 +96,11 @@ def _finish(response: Response) -> Response:
         level = logging.WARNING
     elif route in _QUIET_ROUTES and status < 400:
         level = logging.DEBUG
-    log.log(level, "request", extra=fields)
+    if log.isEnabledFor(level):
+        # The record is built here rather than by log.log(), which would also walk the stack
+        # to find the calling line: a line no reader of the request log needs.
+        log.handle(log.makeRecord(log.name, level, __file__, 0, "request", (), None,
+                                  extra=fields))
     return response
 
 
