@@ -1,0 +1,82 @@
+"""The Procfile's serving model: slow or stalled clients and a locked database stall no one else."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+
+import pytest
+import requests
+
+from sandbox.calls import phone_calls_sdk
+from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
+from tests.e2e.harness import Service, free_port
+
+pytestmark = pytest.mark.e2e
+STALLED = 200
+
+
+@pytest.fixture
+def service(tmp_path, twilio):
+    port = free_port()
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    # One worker: every connection lands on it, so nothing can hide behind another worker.
+    with Service(env, workers=1, port=port, log_path=tmp_path / "callrelay.log") as svc:
+        yield svc
+
+
+def timed(method: str, url: str, **kwargs) -> tuple[int, float]:
+    start = time.monotonic()
+    answer = requests.request(method, url, timeout=10, **kwargs)
+    return answer.status_code, time.monotonic() - start
+
+
+def signed_ringing(service: Service, identity: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    step = phone_calls_sdk(ACCOUNT_SID, identity=identity).answer[1]
+    url = service.url + step.path
+    return url, step.params, {"X-Twilio-Signature": sign(url, step.params)}
+
+
+def test_stalled_clients_leave_health_checks_and_webhooks_answering(service):
+    head = b"POST /twilio/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"
+    half_body = (b"POST /twilio/status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                 b"application/x-www-form-urlencoded\r\nContent-Length: 500\r\n\r\nCallSid=CA")
+    with ExitStack() as stack:
+        for i in range(STALLED):
+            sock = stack.enter_context(socket.create_connection(("127.0.0.1", service.port)))
+            sock.sendall(head if i % 2 else half_body)
+        time.sleep(0.5)  # accepted and being read
+        for n in range(3):
+            assert timed("GET", service.url + "/healthz")[1] < 1.0
+            url, params, headers = signed_ringing(service, f"stalled{n}")
+            status, seconds = timed("POST", url, data=params, headers=headers)
+            assert status == 204 and seconds < 1.0
+
+
+def test_a_webhook_waiting_for_the_database_lock_stalls_no_other_request(service, tmp_path):
+    url, params, headers = signed_ringing(service, "waits")
+    # Another process (this test) holds SQLite's write lock, as a second worker or instance
+    # on the same file would: the webhook waits for it, and must wait alone.
+    holder = sqlite3.connect(tmp_path / "callrelay.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(timed, "POST", url, data=params, headers=headers)
+            time.sleep(0.5)
+            assert timed("GET", service.url + "/healthz")[1] < 1.0
+            auth = {"Authorization": f"Bearer {RELAY_TOKEN}"}
+            assert timed("GET", service.url + "/calls", headers=auth)[1] < 1.0
+            time.sleep(1.0)
+            assert not waiting.done()  # still waiting for the lock, as it should
+            holder.execute("COMMIT")
+            status, seconds = waiting.result(timeout=10)
+    finally:
+        holder.close()
+    assert status == 204 and seconds >= 1.5
+    sid = params["CallSid"]
+    answer = requests.get(f"{service.url}/calls/{sid}", timeout=10,
+                          headers={"Authorization": f"Bearer {RELAY_TOKEN}"})
+    assert answer.status_code == 200
