@@ -31,7 +31,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Never drops a record."""
-        if has_request_context() and "request_id" in g and not hasattr(record, "request_id"):
+        if not hasattr(record, "request_id") and has_request_context() and "request_id" in g:
             record.request_id = g.request_id
         return True
 
@@ -84,10 +84,12 @@ def _finish(response: Response) -> Response:
     fields: dict[str, Any] = {"request_id": request_id, "method": request.method,
                               "route": route, "status": status,
                               "duration_ms": round(seconds * 1000, 1)}
-    call_sid = _call_sid(status)
+    annotated = g.get("log_fields", {})
+    # A view that knows the call names it (annotate); otherwise it is looked for in the request.
+    call_sid = annotated.get("call_sid") or _call_sid(status)
     if call_sid:
         fields["call_sid"] = call_sid
-    fields.update(g.get("log_fields", {}))
+    fields.update(annotated)
     for key in ("code", "twilio_status", "twilio_code"):
         if error.get(key) is not None:
             fields["error" if key == "code" else key] = error[key]

@@ -21,8 +21,8 @@ def _store() -> Store:
 def _record(params: dict[str, str]) -> None:
     event = LegEvent.from_params(params)
     leg = _store().apply(event)
-    annotate(parent_call_sid=leg.parent_sid, leg_status=leg.status, reported=event.status,
-             sdk=leg.is_sdk)
+    annotate(call_sid=leg.call_sid, parent_call_sid=leg.parent_sid, leg_status=leg.status,
+             reported=event.status, sdk=leg.is_sdk)
     leg_recorded(event, leg)
 
 
