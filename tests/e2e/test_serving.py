@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import socket
 import sqlite3
 import time
@@ -11,9 +13,10 @@ from contextlib import ExitStack
 import pytest
 import requests
 
-from sandbox.calls import phone_calls_sdk
+from sandbox.calls import phone_calls_sdk, sdk_calls_phone
 from tests.conftest import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 from tests.e2e.harness import Service, free_port
+from tests.forwarding.support import SECRET, Backend, sdk_message, wait_until
 
 pytestmark = pytest.mark.e2e
 STALLED = 200
@@ -80,3 +83,31 @@ def test_a_webhook_waiting_for_the_database_lock_stalls_no_other_request(service
     answer = requests.get(f"{service.url}/calls/{sid}", timeout=10,
                           headers={"Authorization": f"Bearer {RELAY_TOKEN}"})
     assert answer.status_code == 200
+
+
+def test_subscriptions_and_forwarding_run_in_the_gevent_workers(tmp_path, twilio):
+    # The delivery and subscription threads are greenlets under the gevent worker.
+    backend = Backend()
+    port = free_port()
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+                   FORWARD_URL=backend.url, FORWARD_SECRET=SECRET)
+    try:
+        with Service(env, workers=2, port=port, log_path=tmp_path / "callrelay.log") as svc:
+            call = sdk_calls_phone(ACCOUNT_SID, identity="alice")
+            for step in call.answer:
+                url = svc.url + step.path
+                answer = requests.post(url, data=step.params, timeout=10,
+                                       headers={"X-Twilio-Signature": sign(url, step.params)})
+                assert answer.status_code in (200, 204)
+            wait_until(lambda: [s.call_sid for s in twilio.subscriptions] == [call.sdk_sid])
+            assert twilio.subscriptions[0].callback == svc.url + "/twilio/messages"
+            raw = json.dumps(sdk_message(call.sdk_sid, {"hello": "gevent"})).encode()
+            path = f"/twilio/messages?bodySHA256={hashlib.sha256(raw).hexdigest()}"
+            answer = requests.post(svc.url + path, data=raw, timeout=10, headers={
+                "Content-Type": "application/json",
+                "X-Twilio-Signature": sign(svc.url + path, {})})
+            assert answer.status_code == 204
+            [delivery] = backend.wait_accepted(1)
+            assert delivery.verified()["data"]["content"] == {"hello": "gevent"}
+    finally:
+        backend.stop()
