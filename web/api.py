@@ -34,6 +34,8 @@ def notify() -> tuple[dict[str, Any], int]:
     if body is None:
         raise InvalidJSON("The body must be a JSON object (Content-Type: application/json).")
     req = parse_request(body)
+    if req.call_sid is not None:
+        annotate(call_sid=req.call_sid)
     notifier: Notifier = current_app.extensions["callrelay.notifier"]
     sent = notifier.notify(req)
     annotate(sent_to=[leg.call_sid for leg, _ in sent], message_sids=[m.sid for _, m in sent])
