@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from bench import parts, servers
+from bench import parts, servers, serving
 from bench.context import ACCOUNT_SID, AUTH_TOKEN, TWILIO_DELAY_S, Context, Options
 from bench.load import loader_name, wrk_version
 from bench.report import Row, as_json, table
@@ -90,14 +90,15 @@ def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     parser.add_argument("--scale-rounds", type=int, default=3)
     parser.add_argument("--legs", type=int, default=100_000, help="legs in the big registry")
     parser.add_argument("--loader", choices=("auto", "wrk", "python"), default="auto")
-    parser.add_argument("--only", action="append", choices=("webhooks", "notify", "scale"))
+    parser.add_argument("--only", action="append",
+                        choices=("webhooks", "notify", "slow", "stalled", "scale"))
     parser.add_argument("--quick", action="store_true",
                         help="1 round of 3 s, 10,000 legs (instead of the options above)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy flame graphs of callrelay's workers in bench/results/")
     args = parser.parse_args(argv)
-    selected = tuple(args.only or ("webhooks", "notify", "scale"))
+    selected = tuple(args.only or ("webhooks", "notify", "slow", "stalled", "scale"))
     profile = RESULTS / "profiles" if args.profile else None
     if args.quick:
         return Options(3.0, 1, 3.0, 1, 10_000, 1.0, loader_name(args.loader), selected,
@@ -126,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             if "notify" in options.parts:
                 rows += parts.twilio_fakes(ctx)
                 rows += parts.notify(ctx)
+            if "slow" in options.parts:
+                rows += serving.slow_notify(ctx)
+            if "stalled" in options.parts:
+                rows += serving.stalled_clients(ctx)
             if "scale" in options.parts:
                 rows += run_scale(ctx)
     finally:

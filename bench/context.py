@@ -24,6 +24,10 @@ AUTH_TOKEN = "bench-auth-token-not-a-secret"
 RELAY_TOKEN = "bench-relay-token-0123456789"
 TWILIO_DELAY_S = 0.05
 CALLERS = 32  # concurrent /notify callers, and concurrent webhook connections
+# Twilio's real latency is hundreds of ms: the slow /notify part has many more in flight.
+SLOW_TWILIO_DELAY_S = 0.3
+SLOW_CALLERS = 128
+STALLED = 200  # connections that send half a request and wait
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Options:
     legs: int = 100_000
     warmup_s: float = 2.0
     loader: str = "wrk"
-    parts: tuple[str, ...] = ("webhooks", "notify", "scale")
+    parts: tuple[str, ...] = ("webhooks", "notify", "slow", "stalled", "scale")
     # Where py-spy flame graphs of callrelay's workers go (first run of each server), if set.
     profile_dir: Path | None = None
 
@@ -63,16 +67,16 @@ class Context:
         """Where a server's output goes."""
         return self.workdir / f"{name}.log"
 
-    def relay_env(self, store_url: str) -> dict[str, str]:
-        """callrelay's environment: the fake Twilio, a store, INFO logs to a file."""
+    def relay_env(self, store_url: str, twilio: servers.Server | None = None) -> dict[str, str]:
+        """callrelay's environment: a fake Twilio (the lean one), a store, INFO logs to a file."""
         return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                "RELAY_API_TOKENS": RELAY_TOKEN, "TWILIO_API_BASE_URL": self.fake.url,
+                "RELAY_API_TOKENS": RELAY_TOKEN, "TWILIO_API_BASE_URL": (twilio or self.fake).url,
                 "STORE_URL": store_url, "LOG_LEVEL": "INFO"}
 
-    def baseline_env(self) -> dict[str, str]:
+    def baseline_env(self, twilio: servers.Server | None = None) -> dict[str, str]:
         """The quickstart apps' environment."""
         return {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
-                "RELAY_TOKEN": RELAY_TOKEN, "TWILIO_API_BASE_URL": self.fake.url}
+                "RELAY_TOKEN": RELAY_TOKEN, "TWILIO_API_BASE_URL": (twilio or self.fake).url}
 
     def requests_file(self, requests: Iterable[Prepared]) -> Path:
         """Write prepared requests to a new file of the work directory."""

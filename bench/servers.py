@@ -141,19 +141,17 @@ def gunicorn_app(name: str, app: str, workers: int, threads: int, log_path: Path
     return server
 
 
-def callrelay(name: str, workers: int, threads: int, log_path: Path,
-              env: dict[str, str]) -> Server:
-    """callrelay exactly as the Procfile runs it, with WEB_CONCURRENCY and GUNICORN_THREADS."""
+def callrelay(name: str, workers: int, log_path: Path, env: dict[str, str]) -> Server:
+    """callrelay exactly as the Procfile runs it, with WEB_CONCURRENCY and its other defaults."""
     server = Server(name, procfile_command(), env, log_path, ready_path="/readyz")
-    server.env = {**env, "WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(threads),
-                  "PUBLIC_BASE_URL": server.url}
+    server.env = {**env, "WEB_CONCURRENCY": str(workers), "PUBLIC_BASE_URL": server.url}
     return server
 
 
 def fake_twilio(kind: str, account_sid: str, auth_token: str, delay: float,
-                log_path: Path) -> Server:
+                log_path: Path, name: str = "") -> Server:
     """A fake Twilio REST API in its own process (bench/fake_twilio.py)."""
-    server = Server(f"twilio-{kind}", [], {}, log_path)
+    server = Server(name or f"twilio-{kind}", [], {}, log_path)
     server.argv = [sys.executable, "-m", "bench.fake_twilio", "--kind", kind,
                    "--port", str(server.port), "--delay", str(delay),
                    "--account-sid", account_sid, "--auth-token", auth_token]

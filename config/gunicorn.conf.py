@@ -24,11 +24,17 @@ child_exit = metrics_dir.child_exit
 on_exit = metrics_dir.on_exit
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# One worker per core: a worker is one process running Python on one core at a time.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads: a /notify waiting on Twilio (up to NOTIFY_DEADLINE_S) blocks one thread, not the
-# worker. SQLite and the Twilio SDK are both fine with threads; gevent would need patching.
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# gevent: a request in flight is a greenlet, not a thread, so a /notify waiting hundreds of ms
+# on Twilio, or a client that sends half a request and stalls, costs a few KiB and no worker
+# capacity. The worker monkey-patches sockets and threading when it starts, before the app is
+# built; SQLite's blocking calls run off the event loop (services/sqlite_db.py). See
+# docs/sizing.md.
+worker_class = "gevent"
+# Connections (and so requests in flight) per worker; beyond it, connections wait in the
+# listen backlog.
+worker_connections = int(os.environ.get("GUNICORN_CONNECTIONS", "1000"))
 # Longer than the /notify deadline (15 s by default), so a slow Twilio never gets a worker killed.
 timeout = 30
 graceful_timeout = 20

@@ -37,7 +37,7 @@ def procfile_web() -> str:
 
 
 def test_scan_finds_gunicorn_and_app_variables():
-    assert {"WEB_CONCURRENCY", "GUNICORN_THREADS", "LOG_LEVEL"} <= runtime_variables()
+    assert {"WEB_CONCURRENCY", "GUNICORN_CONNECTIONS", "LOG_LEVEL"} <= runtime_variables()
 
 
 def test_app_json_describes_every_variable_and_generates_the_relay_token():

@@ -35,7 +35,10 @@ def api_blueprint(auth: BearerTokens, notifier: Notifier, legs: LegStore) -> Blu
         body = request.get_json(silent=True, force=True)
         if body is None:
             raise InvalidJSON("The body must be a JSON object (Content-Type: application/json).")
-        delivery = notifier.notify(parse_request(body))
+        req = parse_request(body)
+        if req.call_sid is not None:
+            annotate(call_sid=req.call_sid)  # the request line names it: no second parse
+        delivery = notifier.notify(req)
         annotate(sent_to=[leg.call_sid for leg, _ in delivery.sent],
                  message_sids=[m.sid for _, m in delivery.sent])
         answer: dict[str, Any] = {"messages": [

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
@@ -28,7 +28,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Never drops a record."""
-        if has_request_context() and "request_id" in g and not hasattr(record, "request_id"):
+        if not hasattr(record, "request_id") and has_request_context() and "request_id" in g:
             record.request_id = g.request_id
         return True
 
@@ -52,32 +52,38 @@ def annotate(**fields: Any) -> None:
     g.setdefault("log_fields", {}).update(fields)
 
 
+def _new_request_id() -> str:
+    # Unique, not secret: 128 random bits without uuid4's system call for entropy (the random
+    # module is reseeded in each forked worker).
+    return f"{random.getrandbits(128):032x}"
+
+
 def _start() -> None:
     g.request_started = time.perf_counter()
     given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if _SANE_REQUEST_ID.match(given) else uuid.uuid4().hex
+    g.request_id = given if given and _SANE_REQUEST_ID.match(given) else _new_request_id()
 
 
 def _finish(response: Response, metrics: Metrics) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
-    request_id = g.get("request_id") or uuid.uuid4().hex
+    request_id = g.get("request_id") or _new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
     route = request.url_rule.rule if request.url_rule is not None else "unmatched"
     status = response.status_code
     error = _error(response)
     metrics.request(route, request.method, status, seconds)
-    if route.startswith("/twilio/"):
-        metrics.webhook(route, status)
-    elif route == "/notify":
+    if route == "/notify":
         metrics.notify("sent" if status < 400 else str(error.get("code", status)),
                        error.get("twilio_code"))
     fields: dict[str, Any] = {"request_id": request_id, "method": request.method,
                               "route": route, "status": status,
                               "duration_ms": round(seconds * 1000, 1)}
-    call_sid = _call_sid(status)
+    annotated = g.get("log_fields", {})
+    # A view that knows the call names it (annotate); otherwise it is looked for in the request.
+    call_sid = annotated.get("call_sid") or _call_sid(status)
     if call_sid:
         fields["call_sid"] = call_sid
-    fields.update(g.get("log_fields", {}))
+    fields.update(annotated)
     for key in ("code", "twilio_status", "twilio_code"):
         if error.get(key) is not None:
             fields["error" if key == "code" else key] = error[key]
@@ -86,7 +92,11 @@ def _finish(response: Response, metrics: Metrics) -> Response:
         level = logging.WARNING
     elif route in _QUIET_ROUTES and status < 400:
         level = logging.DEBUG
-    log.log(level, "request", extra=fields)
+    if log.isEnabledFor(level):
+        # The record is built here rather than by log.log(), which would also walk the stack
+        # to find the calling line: a line no reader of the request log needs.
+        log.handle(log.makeRecord(log.name, level, __file__, 0, "request", (), None,
+                                  extra=fields))
     return response
 
 

@@ -54,7 +54,7 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
         if leg is None:
             annotate(reported=recorded.event.status, stale=True)
             return
-        annotate(parent_call_sid=leg.parent_sid, leg_status=leg.status,
+        annotate(call_sid=leg.call_sid, parent_call_sid=leg.parent_sid, leg_status=leg.status,
                  reported=recorded.event.status, sdk=leg.is_sdk)
 
     @bp.post("/twilio/voice")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from services.legs.model import STATUS_RANK, TERMINAL, Leg, LegEvent, client_identity
 
@@ -14,8 +14,13 @@ def sdk_identity(leg: Leg) -> str | None:
     children, REST-created calls) it is `To`. Without a direction: the parent's `From`, a
     child's `To`.
     """
-    inbound = leg.direction == "inbound" if leg.direction else leg.is_parent
-    return client_identity(leg.from_ if inbound else leg.to)
+    return _far_end(leg.direction, leg.parent_sid, leg.from_, leg.to)
+
+
+def _far_end(direction: str | None, parent_sid: str | None, from_: str | None,
+             to: str | None) -> str | None:
+    inbound = direction == "inbound" if direction else parent_sid is None
+    return client_identity(from_ if inbound else to)
 
 
 def merge(current: Leg | None, event: LegEvent, now: float) -> Leg:
@@ -25,28 +30,26 @@ def merge(current: Leg | None, event: LegEvent, now: float) -> Leg:
     depend on the order or repetition of the events. An event that adds nothing returns
     `current` itself.
     """
+    # Every webhook runs this: one Leg is built, not a chain of dataclasses.replace().
     base = current or Leg(call_sid=event.call_sid, status=event.status)
     if base.is_ended or STATUS_RANK[event.status] <= STATUS_RANK[base.status]:
         status = base.status
     else:
         status = event.status
-    filled = replace(
-        base,
-        status=status,
-        parent_sid=base.parent_sid or event.parent_sid,
-        account_sid=base.account_sid or event.account_sid,
-        from_=base.from_ or event.from_,
-        to=base.to or event.to,
-        direction=base.direction or event.direction,
-    )
-    filled = replace(filled, identity=sdk_identity(filled))
-    if filled == current:
+    parent_sid = base.parent_sid or event.parent_sid
+    account_sid = base.account_sid or event.account_sid
+    from_, to = base.from_ or event.from_, base.to or event.to
+    direction = base.direction or event.direction
+    identity = _far_end(direction, parent_sid, from_, to)
+    if current is not None and (status, parent_sid, account_sid, from_, to, direction,
+                                identity) == (current.status, current.parent_sid,
+                                              current.account_sid, current.from_, current.to,
+                                              current.direction, current.identity):
         return current
-    return replace(
-        filled,
-        updated_at=now,
-        ended_at=base.ended_at or (now if status in TERMINAL else None),
-    )
+    return Leg(call_sid=base.call_sid, status=status, parent_sid=parent_sid,
+               account_sid=account_sid, from_=from_, to=to, direction=direction,
+               identity=identity, updated_at=now,
+               ended_at=base.ended_at or (now if status in TERMINAL else None))
 
 
 def call_order(leg: Leg) -> tuple[bool, float, str]:

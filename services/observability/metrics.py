@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -91,6 +91,7 @@ class Metrics:
     """callrelay's counters and histograms; also the Twilio adapter's observer hook."""
 
     def __init__(self) -> None:
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.http_requests = Counter(
@@ -117,13 +118,21 @@ class Metrics:
             "policy refused, by reason.", ["reason"], registry=r)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered HTTP request."""
-        self.http_requests.labels(route, method, str(status)).inc()
-        self.http_seconds.labels(route).observe(seconds)
-
-    def webhook(self, route: str, status: int) -> None:
-        """Count one Twilio webhook by its answer."""
-        self.webhooks.labels(route, str(status)).inc()
+        """Count one answered HTTP request (and, on /twilio/ routes, one webhook)."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            # `labels()` validates and looks the labels up on every call: done once per
+            # route, method and status (a few dozen at most), not once per request.
+            children = self._children[key] = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_seconds.labels(route),
+                self.webhooks.labels(route, str(status)) if route.startswith("/twilio/")
+                else None)
+        children[0].inc()
+        children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
 
     def notify(self, outcome: str, twilio_code: object = None) -> None:
         """Count one /notify request: `sent` or the error code."""

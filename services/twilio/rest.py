@@ -22,8 +22,9 @@ from services.observability.metrics import TwilioObserver, observed
 from services.twilio.port import SentMessage
 from services.twilio.retries import Retrier, RetryPolicy
 
-# Idle connections kept to Twilio per worker: at least gunicorn's threads (GUNICORN_THREADS).
-POOL_SIZE = 64
+# Idle connections kept to Twilio per worker: at least the requests a worker may have waiting
+# on Twilio at once (GUNICORN_CONNECTIONS), or every one beyond it reconnects and is discarded.
+POOL_SIZE = 1000
 # Live calls of one client per listing: a person is on one call, a shared identity on a few.
 CLIENT_CALLS_LIMIT = 20
 

@@ -163,18 +163,26 @@ class Notifier:
         if req.identity is not None:
             return self.identity_legs(req.identity, deadline)
         assert req.call_sid is not None
-        # Unknown here (webhooks not configured, lost, or before an ephemeral disk was wiped):
-        # ask Twilio before answering 404.
-        given = self.store.get(req.call_sid) or self.reconciler.call(req.call_sid, deadline)
+        # One read when the SID is the call's parent (its legs are the call's); a second for
+        # a child's SID, to read its parent's call.
+        legs = self.store.call_legs(req.call_sid)
+        given = next((leg for leg in legs if leg.call_sid == req.call_sid), None)
         if given is None:
-            raise CallNotFound("Neither callrelay nor Twilio knows a call with this SID.",
-                               call_sid=req.call_sid)
-        if given.is_ended and self.store.get(given.call_sid) is None:
-            raise LegNotLive(f"The call leg is {given.status}; it ended more than "
-                             "LEG_RETENTION_S ago.", call_sid=given.call_sid,
-                             status=given.status)
+            # Unknown here (webhooks not configured, lost, or before an ephemeral disk was
+            # wiped): ask Twilio before answering 404.
+            given = self.reconciler.call(req.call_sid, deadline)
+            if given is None:
+                raise CallNotFound("Neither callrelay nor Twilio knows a call with this SID.",
+                                   call_sid=req.call_sid)
+            if given.is_ended and self.store.get(given.call_sid) is None:
+                raise LegNotLive(f"The call leg is {given.status}; it ended more than "
+                                 "LEG_RETENTION_S ago.", call_sid=given.call_sid,
+                                 status=given.status)
+            legs = self.store.call_legs(given.root_sid)
+        elif not given.is_parent:
+            legs = self.store.call_legs(given.root_sid)
         try:
-            return [resolve_call_target(self.store.call_legs(given.root_sid), given, req.leg)]
+            return [resolve_call_target(legs, given, req.leg)]
         except NoSuchLeg:
             # The call is known but the leg asked for is not: its child's status callbacks may
             # not point at callrelay. Twilio lists the children.

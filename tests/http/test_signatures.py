@@ -2,6 +2,7 @@
 
 import pytest
 from twilio.request_validator import RequestValidator
+from werkzeug.datastructures import MultiDict
 
 from app import create_app
 from config.settings import Settings
@@ -141,3 +142,26 @@ def test_oversized_json_webhook_is_still_refused_as_too_large(app_for):
     answer = client.post("/twilio/messages?bodySHA256=00", data=b"[" + b"0," * 100_000 + b"0]",
                          content_type="application/json", headers={"X-Twilio-Signature": "x"})
     assert answer.status_code == 413 and answer.is_json
+
+
+def test_signature_checks_agree_with_the_sdks_validate(app_for):
+    # The view computes the with/without-port signatures lazily; it must accept and refuse
+    # exactly what RequestValidator.validate does.
+    client = app_for(PUBLIC_BASE_URL="https://relay.example.com:443")
+    assert post(client, "https://relay.example.com/twilio/voice", {}).status_code == 200
+    repeated = {**STEP.params, "StirVerstat": "TN-Validation-Passed-A"}
+    data = [*repeated.items(), ("StirVerstat", "TN-Validation-Passed-B")]
+    url = "https://relay.example.com/twilio/voice"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, MultiDict(data))
+    answer = client.post(STEP.path, data=MultiDict(data),
+                         headers={"X-Twilio-Signature": signature})
+    assert answer.status_code == 200
+    one_value = sign(url, repeated)
+    assert client.post(STEP.path, data=MultiDict(data),
+                       headers={"X-Twilio-Signature": one_value}).status_code == 403
+    for forged in ("é" * 28, "x", ""):
+        answer = client.post(STEP.path, data=STEP.params, headers={"X-Twilio-Signature": forged})
+        assert answer.status_code == 403 and answer.is_json
+    unsupported = {"X-Twilio-Signature": sign(url, STEP.params),
+                   "X-Twilio-Webhooks-Signature-Settings": "key=k,algorithm=HMAC_MD5"}
+    assert client.post(STEP.path, data=STEP.params, headers=unsupported).status_code == 403

@@ -1,4 +1,4 @@
-"""One SQLite file shared by the SQLite adapters: WAL mode, one writer and a few readers."""
+"""One SQLite file shared by the SQLite adapters: WAL mode, shared readers, grouped writes."""
 
 from __future__ import annotations
 
@@ -10,33 +10,46 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from services.errors import StoreUnavailable
+from services.store.sqlite.writes import GroupCommit
 
 T = TypeVar("T")
-
 BUSY_TIMEOUT_S = 10.0
 # Read connections per process and file. Each caches the pages its lookups touch; a connection
 # per thread made a worker's memory grow with threads x working set (see BENCHMARKS.md).
 READERS = 4
-# One writer per process and file at a time: the others queue on a lock that is handed over at
-# once, instead of each polling SQLite's busy handler, which sleeps 1, 2, 5 … 100 ms between
-# tries and so leaves the database idle while writers wait (see BENCHMARKS.md). Shared by every
-# adapter on the same file, so the leg store and the outbox queue together too.
-_write_locks: dict[str, threading.Lock] = {}
-_write_locks_guard = threading.Lock()
+
+_writers: dict[str, GroupCommit] = {}
+_writers_guard = threading.Lock()
 
 
-def _write_lock(path: str) -> threading.Lock:
+def _open(path: str) -> sqlite3.Connection:
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in the writer).
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                         check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a killed process; only a power cut can lose the last
+    # commits. That is the trade Heroku-like platforms make anyway.
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+    return db
+
+
+def _writer(path: str) -> GroupCommit:
+    # One per process and file, shared by every adapter on it (the leg store and the outbox).
     key = os.path.realpath(path) if path != ":memory:" else path
-    with _write_locks_guard:
-        return _write_locks.setdefault(key, threading.Lock())
+    with _writers_guard:
+        writer = _writers.get(key)
+        if writer is None:
+            writer = _writers[key] = GroupCommit(lambda: _open(path))
+        return writer
 
 
 class SQLiteDatabase:
-    """A SQLite file: one writer connection and a few readers per process, shared by adapters."""
+    """A SQLite file: group-committed writes and a few readers per process, shared by adapters."""
 
     def __init__(self, path: str, readers: int = READERS) -> None:
         self.path = path
-        self._lock = _write_lock(path)
+        self._writer = _writer(path)
         self._readers = readers
         self._reset()
         if path != ":memory:" and os.path.dirname(path):
@@ -44,35 +57,20 @@ class SQLiteDatabase:
 
     def ensure_schema(self, schema: str) -> None:
         """Create an adapter's tables and indexes unless they exist (idempotent)."""
-        with self._lock, self.errors():
-            self._writer_connection().executescript(schema)
+        # executescript commits by itself: run it alone, not inside a group transaction.
+        with self.errors():
+            db = _open(self.path)
+            try:
+                db.executescript(schema)
+            finally:
+                db.close()
 
     def _reset(self) -> None:
         # Connections must not cross a fork: a child process starts with none of its parent's.
         self._pid = os.getpid()
-        self._writer: sqlite3.Connection | None = None
         self._idle: list[sqlite3.Connection] = []
         self._slots = threading.BoundedSemaphore(self._readers)
         self._guard = threading.Lock()
-
-    def _open(self) -> sqlite3.Connection:
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in `write`).
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                             check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process; only a power cut can lose the last
-        # commits. That is the trade Heroku-like platforms make anyway.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        return db
-
-    def _writer_connection(self) -> sqlite3.Connection:
-        """The process's writer; only ever used with the write lock held."""
-        if self._pid != os.getpid():
-            self._reset()
-        if self._writer is None:
-            self._writer = self._open()
-        return self._writer
 
     @contextmanager
     def errors(self) -> Iterator[None]:
@@ -84,40 +82,27 @@ class SQLiteDatabase:
             raise StoreUnavailable(f"The store (SQLite) failed: {name}.") from exc
 
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` in a write transaction; its result once committed (rolled back if it raises).
+        """Run `fn` in a write transaction and return its result once committed.
 
-        `fn` must only use the connection it is given: it is the whole transaction.
+        `fn` may run on another thread, in one transaction with other writes: it must only use
+        the connection it is given (no logging, no locks), and is rolled back alone if it raises.
         """
-        if not self._lock.acquire(timeout=BUSY_TIMEOUT_S):
-            raise StoreUnavailable("The store (SQLite) is busy; retry shortly.")
-        try:
-            with self.errors():
-                db = self._writer_connection()
-                # IMMEDIATE takes SQLite's write lock up front, so two workers updating the same
-                # row serialise instead of both reading the old one.
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(db)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-                return result
-        finally:
-            self._lock.release()
+        with self.errors():
+            return self._writer.run(fn)
 
     def read(self, sql: str, args: tuple = ()) -> list[tuple]:
         """Rows of one query, on one of a few shared read connections."""
         if self._pid != os.getpid():
             self._reset()
         slots = self._slots
-        if not slots.acquire(timeout=BUSY_TIMEOUT_S):
+        # Untimed first: a timed wait costs a timer even when a connection is free.
+        if not slots.acquire(blocking=False) and not slots.acquire(timeout=BUSY_TIMEOUT_S):
             raise StoreUnavailable("The store (SQLite) is busy; retry shortly.")
         try:
             with self._guard:
                 db = self._idle.pop() if self._idle else None
             with self.errors():
-                db = db or self._open()
+                db = db or _open(self.path)
                 try:
                     return db.execute(sql, args).fetchall()
                 finally:
@@ -132,10 +117,4 @@ class SQLiteDatabase:
             idle, self._idle = self._idle, []
         for db in idle:
             db.close()
-        if self._lock.acquire(blocking=False):
-            try:
-                writer, self._writer = self._writer, None
-                if writer is not None:
-                    writer.close()
-            finally:
-                self._lock.release()
+        self._writer.close()
