@@ -29,7 +29,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # gevent: a request in flight is a greenlet, not a thread, so a /notify waiting hundreds of ms
 # on Twilio, or a client that sends half a request and stalls, costs a few KiB and no worker
 # capacity. The worker monkey-patches sockets and threading when it starts, before the app is
-# built; SQLite's blocking calls run off the event loop (services/sqlite_db.py). See
+# built; SQLite's blocking calls run off the event loop (services/sqlite_writes.py). See
 # docs/sizing.md.
 worker_class = "gevent"
 # Connections (and so requests in flight) per worker; beyond it, connections wait in the
