@@ -30,7 +30,8 @@ CLIENT_CALLS_LIMIT = 20
 
 
 class _DeadlineHttpClient(TwilioHttpClient):
-    """TwilioHttpClient whose timeout can be shortened per thread to fit a request's deadline."""
+    """TwilioHttpClient whose timeout can be shortened per request (thread or greenlet) to fit
+    its deadline."""
 
     def __init__(self, timeout: float, observer: TwilioObserver | None = None) -> None:
         super().__init__(timeout=timeout)
@@ -48,7 +49,7 @@ class _DeadlineHttpClient(TwilioHttpClient):
 
 
 def _tune_session(session: requests.Session | None, base_url: str) -> None:
-    """Keep a connection per thread to Twilio, and read the proxy variables once, not per call."""
+    """Keep a connection per request in flight to Twilio, and read the proxy variables once."""
     if session is None:
         return
     # The SDK pools min(32, cores + 4) https connections: with more threads than that, every

@@ -1,4 +1,4 @@
-"""The Twilio adapter's HTTP session: pooled per thread, environment read once at start."""
+"""The Twilio adapter's HTTP session: a pool as large as the requests in flight, environment read once."""
 
 from __future__ import annotations
 
