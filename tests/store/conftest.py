@@ -27,11 +27,11 @@ def redis_client() -> Iterator[redis.Redis]:
     client.close()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), "memory"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    """Opens stores of the adapter under test, all on the same registry."""
-    if request.param in ("sqlite", "memory"):
-        factory = StoreFactory(request.param, str(tmp_path / "legs.sqlite3"))
+def _factories(kind: str, request: pytest.FixtureRequest,
+               tmp_path: Path) -> Iterator[StoreFactory]:
+    """A factory of `kind` on a fresh file or Redis prefix; closed (and its keys deleted) after."""
+    if kind != "redis":
+        factory = StoreFactory(kind, str(tmp_path / "legs.sqlite3"))
         yield factory
         factory.close()
         return
@@ -40,36 +40,28 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store
     yield factory
     factory.close()
     delete_prefix(client, factory.prefix)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), "memory"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """Opens stores of the adapter under test, all on the same registry."""
+    yield from _factories(request.param, request, tmp_path)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def make_shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """The adapters that several processes share (not the in-memory fake), for the tests that
     fork or hold a database of their own (conferences, process races)."""
-    if request.param == "sqlite":
-        factory = StoreFactory("sqlite", str(tmp_path / "legs.sqlite3"))
-        yield factory
-        factory.close()
-        return
-    client: redis.Redis = request.getfixturevalue("redis_client")
-    factory = StoreFactory("redis", redis_url(), unique_prefix())
-    yield factory
-    factory.close()
-    delete_prefix(client, factory.prefix)
+    yield from _factories(request.param, request, tmp_path)
 
 
 @pytest.fixture
-def sqlite_factory(tmp_path: Path) -> Iterator[StoreFactory]:
+def sqlite_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """SQLite stores only, for the SQLite-specific tests."""
-    factory = StoreFactory("sqlite", str(tmp_path / "legs.sqlite3"))
-    yield factory
-    factory.close()
+    yield from _factories("sqlite", request, tmp_path)
 
 
 @pytest.fixture
-def redis_factory(redis_client: redis.Redis) -> Iterator[StoreFactory]:
+def redis_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Redis stores only, for the Redis-specific tests; keys deleted afterwards."""
-    factory = StoreFactory("redis", redis_url(), unique_prefix())
-    yield factory
-    factory.close()
-    delete_prefix(redis_client, factory.prefix)
+    yield from _factories("redis", request, tmp_path)
