@@ -18,7 +18,6 @@ from services.errors import ValidationFailed
 from services.legs.model import is_call_sid
 from services.legs.rules import Retention
 
-CONFERENCE_PREFIX = "conference:"
 CONFERENCE_SID_RE = re.compile(r"^CF[0-9a-fA-F]{32}$")
 # Names callrelay dials and looks up: letters, digits, `_.@+-`, inner spaces, 1 to 128
 # characters. Enough for room names and ids, nothing that needs escaping in a URL path segment

@@ -7,18 +7,14 @@ from dataclasses import dataclass
 from services.legs.model import STATUS_RANK, TERMINAL, Leg, LegEvent, client_identity
 
 
-def sdk_identity(leg: Leg) -> str | None:
+def sdk_identity(direction: str | None, parent_sid: str | None, from_: str | None,
+                 to: str | None) -> str | None:
     """The Voice SDK client on a leg: whoever sits at the far end of the leg from Twilio.
 
     On an inbound leg (a device called out) that is `From`; on an outbound leg (`<Dial>`
     children, REST-created calls) it is `To`. Without a direction: the parent's `From`, a
     child's `To`.
     """
-    return _far_end(leg.direction, leg.parent_sid, leg.from_, leg.to)
-
-
-def _far_end(direction: str | None, parent_sid: str | None, from_: str | None,
-             to: str | None) -> str | None:
     inbound = direction == "inbound" if direction else parent_sid is None
     return client_identity(from_ if inbound else to)
 
@@ -40,7 +36,7 @@ def merge(current: Leg | None, event: LegEvent, now: float) -> Leg:
     account_sid = base.account_sid or event.account_sid
     from_, to = base.from_ or event.from_, base.to or event.to
     direction = base.direction or event.direction
-    identity = _far_end(direction, parent_sid, from_, to)
+    identity = sdk_identity(direction, parent_sid, from_, to)
     if current is not None and (status, parent_sid, account_sid, from_, to, direction,
                                 identity) == (current.status, current.parent_sid,
                                               current.account_sid, current.from_, current.to,
