@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sandbox.devtools import ROOT, free_port, procfile_command
+from sandbox.devtools import ROOT, RUNTIME_PYTHON, free_port, procfile_command
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -133,7 +133,7 @@ class Server:
 def gunicorn_app(name: str, app: str, workers: int, threads: int, log_path: Path,
                  env: dict[str, str]) -> Server:
     """A baseline under gunicorn: the same worker class, counts and keep-alive as callrelay's."""
-    argv = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}",
+    argv = [str(RUNTIME_PYTHON), "-m", "gunicorn", "--bind", "127.0.0.1:{port}",
             "--workers", str(workers), "--worker-class", "gthread", "--threads", str(threads),
             "--keep-alive", "5", "--timeout", "30", "--no-control-socket", app]
     server = Server(name, argv, env, log_path)

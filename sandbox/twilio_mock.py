@@ -49,6 +49,9 @@ _URLS = Map([
          methods=["DELETE"]),
 ])
 _ENDPOINTS = frozenset(str(rule.endpoint) for rule in _URLS.iter_rules())
+# Not Twilio's: who is answering on this port (scripts/run checks that it is the mock it
+# started, not another program), without credentials and never recorded.
+IDENTITY_PATH = "/.well-known/callrelay-twilio-mock"
 
 
 def _endpoint(request: Request) -> str | None:
@@ -188,6 +191,10 @@ class TwilioMock(CallsAPI):
         return self._answer(Request(environ))(environ, start_response)
 
     def _answer(self, request: Request) -> Response:
+        if request.path == IDENTITY_PATH:
+            return Response(json.dumps({"mock": "callrelay-twilio-mock", "pid": os.getpid(),
+                                        "account_sid": self.account_sid}),
+                            mimetype="application/json")
         auth = request.authorization
         endpoint = _endpoint(request)
         with self._lock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from sandbox.devtools import ROOT, free_port, procfile_command
+from sandbox.devtools import ROOT, deployed_env, free_port, procfile_command
 
 
 class Service:
@@ -19,8 +18,9 @@ class Service:
     def __init__(self, env: dict[str, str], workers: int = 3, port: int | None = None,
                  log_path: Path | None = None) -> None:
         self.port = port or free_port()
-        self.env = {**os.environ, **env, "PORT": str(self.port),
-                    "WEB_CONCURRENCY": str(workers), "PYTHONUNBUFFERED": "1"}
+        # What a platform gives the process: its variables, and the runtime venv's gunicorn.
+        self.env = deployed_env(**env, PORT=str(self.port), WEB_CONCURRENCY=str(workers),
+                                PYTHONUNBUFFERED="1")
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 

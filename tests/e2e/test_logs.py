@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 import requests
 
-from sandbox.devtools import free_port
+from sandbox.devtools import RUNTIME_PYTHON, free_port
 from sandbox.simulate import SCENARIOS
 from tests.e2e.harness import Service
 from tests.support.env import AUTH_TOKEN, OLD_RELAY_TOKEN, RELAY_TOKEN, make_env, sandbox_env
@@ -27,11 +26,11 @@ def test_every_line_is_json_and_no_secret_number_or_content_leaks(tmp_path, twil
     env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=public)
     with Service(env, workers=2, port=port, log_path=log_path) as service:
         for scenario in sorted(SCENARIOS):
-            run = subprocess.run([sys.executable, "-m", "sandbox.simulate", "--pause", "0",
+            run = subprocess.run([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--pause", "0",
                                   "--scenario", scenario], cwd=tmp_path, capture_output=True,
                                  text=True, env=sandbox_env(PUBLIC_BASE_URL=public), timeout=60)
             assert run.returncode == 0, run.stdout + run.stderr
-        sim = subprocess.Popen([sys.executable, "-m", "sandbox.simulate", "--pause", "0",
+        sim = subprocess.Popen([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--pause", "0",
                                 "--hold", "--identity", "carol"], cwd=tmp_path, text=True,
                                env=sandbox_env(PUBLIC_BASE_URL=public), stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE)

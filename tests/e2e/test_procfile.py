@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -11,7 +10,7 @@ import pytest
 import requests
 
 from sandbox.calls import Step, phone_calls_sdk, sdk_calls_phone
-from sandbox.devtools import ROOT, free_port, procfile_command
+from sandbox.devtools import ROOT, deployed_env, free_port, procfile_command
 from tests.e2e.harness import Service
 from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 
@@ -116,7 +115,7 @@ def test_calls_tracked_and_routed_through_gunicorn_with_a_restart(service, twili
 @pytest.mark.parametrize("name, value", [("LOG_LEVEL", "LOUD"), ("DIAL_ALLOW", "1,44")])
 def test_a_malformed_variable_stops_the_procfile_command_with_one_line(tmp_path, twilio, name,
                                                                      value):
-    env = {**os.environ, **make_env(tmp_path, twilio, **{name: value}), "WEB_CONCURRENCY": "1",
+    env = {**deployed_env(**make_env(tmp_path, twilio, **{name: value})), "WEB_CONCURRENCY": "1",
            "PORT": str(free_port())}
     run = subprocess.run(procfile_command(), cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=60)

@@ -6,7 +6,6 @@ import json
 import queue
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from sandbox.devtools import free_port
+from sandbox.devtools import RUNTIME_PYTHON, free_port
 from sandbox.simulate import LIVE_MARKER
 from tests.e2e.harness import Service
 from tests.support.env import RELAY_TOKEN, make_env, sandbox_env
@@ -72,7 +71,7 @@ class Lines:
 @pytest.fixture
 def mock_cli(tmp_path) -> Iterator[tuple[Lines, str]]:
     port = free_port()
-    mock = Lines([sys.executable, "-m", "sandbox.twilio_mock", "--port", str(port)],
+    mock = Lines([str(RUNTIME_PYTHON), "-m", "sandbox.twilio_mock", "--port", str(port)],
                  sandbox_env(), tmp_path)
     mock.wait_for("twilio mock listening")
     yield mock, f"http://127.0.0.1:{port}"
@@ -86,7 +85,7 @@ def test_simulated_call_held_live_then_notify_prints_the_exact_content(tmp_path,
     public = f"http://127.0.0.1:{port}"
     env = make_env(tmp_path, twilio, TWILIO_API_BASE_URL=mock_url, PUBLIC_BASE_URL=public)
     with Service(env, workers=2, port=port, log_path=tmp_path / "callrelay.log") as service:
-        sim = Lines([sys.executable, "-m", "sandbox.simulate", "--hold", "--pause", "0",
+        sim = Lines([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--hold", "--pause", "0",
                      "--scenario", "phone-to-sdk", "--identity", "bob"],
                     sandbox_env(PUBLIC_BASE_URL=public), tmp_path, stdin=True)
         try:
@@ -119,7 +118,7 @@ def test_simulator_explains_a_signature_mismatch(tmp_path, twilio):
     port = free_port()
     env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
     with Service(env, workers=1, port=port) as service:
-        run = subprocess.run([sys.executable, "-m", "sandbox.simulate", "--url", service.url,
+        run = subprocess.run([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--url", service.url,
                               "--pause", "0"], cwd=tmp_path, capture_output=True, text=True,
                              env=sandbox_env(TWILIO_AUTH_TOKEN="not-the-servers-token",
                                              PUBLIC_BASE_URL=service.url), timeout=60)
@@ -134,7 +133,7 @@ def test_simulated_conference_reaches_both_sdk_users_and_not_the_phone(tmp_path,
     public = f"http://127.0.0.1:{port}"
     env = make_env(tmp_path, twilio, TWILIO_API_BASE_URL=mock_url, PUBLIC_BASE_URL=public)
     with Service(env, workers=2, port=port, log_path=tmp_path / "callrelay.log") as service:
-        sim = Lines([sys.executable, "-m", "sandbox.simulate", "--hold", "--pause", "0",
+        sim = Lines([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--hold", "--pause", "0",
                      "--scenario", "conference"], sandbox_env(PUBLIC_BASE_URL=public),
                     tmp_path, stdin=True)
         try:

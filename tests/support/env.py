@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twilio.request_validator import RequestValidator
 
-from sandbox.devtools import ROOT
+from sandbox.devtools import ROOT, deployed_env
 from sandbox.twilio_mock import TwilioMock
 
 ACCOUNT_SID = "AC" + "5" * 32
@@ -41,6 +40,8 @@ def make_env(tmp_path: Any, twilio: TwilioMock, **overrides: str) -> dict[str, s
 
 
 def sandbox_env(**extra: str) -> dict[str, str]:
-    """The environment a developer's .env gives: account, token, public URL (no .env here)."""
-    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
-            "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN, **extra}
+    """The environment a developer's .env gives: account, token, public URL (no .env here),
+    for the sandbox's tools run with the runtime venv's python."""
+    return deployed_env(**{"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
+                           "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+                           **extra})
