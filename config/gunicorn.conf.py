@@ -1,6 +1,5 @@
 """gunicorn settings for the Procfile: PORT and WEB_CONCURRENCY as Heroku and Render set them."""
 
-import os
 import sys
 from typing import Any
 
@@ -9,12 +8,13 @@ from gunicorn.glogging import Logger
 from config import metrics_dir
 from config.settings import ConfigError, Settings
 
-# Fail fast, in the master, with one line naming the variable, instead of every worker
-# crashing with a traceback.
+# Fail fast, in the master, with one line per missing or malformed variable (all of them at
+# once), instead of every worker crashing with a traceback.
 try:
-    Settings.from_env()
+    serving = Settings.from_env().serving
 except ConfigError as exc:
-    sys.stderr.write(f"callrelay: configuration error: {exc}\n")
+    sys.stderr.write("".join(f"callrelay: configuration error: {problem}\n"
+                             for problem in exc.problems))
     sys.exit(2)
 
 # /metrics sums every worker's counters (prometheus-client's multiprocess mode): the directory is
@@ -23,18 +23,20 @@ metrics_dir.prepare()
 child_exit = metrics_dir.child_exit
 on_exit = metrics_dir.on_exit
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# 0.0.0.0:$PORT, as the platforms route to; HOST=127.0.0.1 (scripts/run) keeps a laptop's
+# service to itself.
+bind = serving.bind
 # One worker per core: a worker is one process running Python on one core at a time.
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = serving.workers
 # gevent: a request in flight is a greenlet, not a thread, so a /notify waiting hundreds of ms
 # on Twilio, or a client that sends half a request and stalls, costs a few KiB and no worker
 # capacity. The worker monkey-patches sockets and threading when it starts, before the app is
-# built; SQLite's blocking calls run off the event loop (services/sqlite_writes.py). See
+# built; SQLite's blocking calls run off the event loop (services/store/sqlite/writes.py). See
 # docs/sizing.md.
 worker_class = "gevent"
 # Connections (and so requests in flight) per worker; beyond it, connections wait in the
 # listen backlog.
-worker_connections = int(os.environ.get("GUNICORN_CONNECTIONS", "1000"))
+worker_connections = serving.connections
 # Longer than the /notify deadline (15 s by default), so a slow Twilio never gets a worker killed.
 timeout = 30
 graceful_timeout = 20

@@ -26,7 +26,7 @@ from pathlib import Path
 import requests
 
 from sandbox.calls import sdk_calls_phone
-from sandbox.devtools import ROOT, free_port
+from sandbox.devtools import ROOT, free_port, procfile_web
 from sandbox.simulate import play
 from sandbox.twilio_mock import IDENTITY_PATH
 
@@ -36,13 +36,6 @@ READY_TIMEOUT_S = 60
 
 class CheckFailed(Exception):
     """A step of the deployment did not do what it should."""
-
-
-def _web_command() -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip()
-    raise CheckFailed("the Procfile has no web: line")
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -93,7 +86,7 @@ def check(store: str, redis_url: str | None, workdir: Path) -> None:
         env["REDIS_URL"] = redis_url  # as Heroku's and Render's Key Value add-ons hand it
     log_path = workdir / f"web-{store}.log"
     with open(log_path, "wb") as log:
-        web = subprocess.Popen(["bash", "-c", _web_command()], cwd=ROOT, env=env,
+        web = subprocess.Popen(["bash", "-c", procfile_web()], cwd=ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait(f"http://127.0.0.1:{mock_port}{IDENTITY_PATH}", mock, "the Twilio mock")

@@ -15,11 +15,13 @@ import yaml
 
 from config import metrics_dir
 from config.settings import Settings
-from sandbox.devtools import ROOT
+from sandbox.devtools import ROOT, procfile_web
 from tests.support.settings_source import settings_variables
 
-# Read by callrelay but set by the platform: describing them would only invite breaking them.
-PLATFORM_SET = {"PORT"}
+# Read by callrelay but set by the platform (PORT), or for a laptop only (HOST, which scripts/run
+# sets to 127.0.0.1; a platform routes to 0.0.0.0): describing them would only invite breaking
+# them.
+PLATFORM_SET = {"PORT", "HOST"}
 _ENVIRON_READ = re.compile(r"\benviron(?:\.get\(|\[)\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
 _COMMENTED_KEY = re.compile(r"^\s*#\s*- key: ([A-Z][A-Z0-9_]*)", re.MULTILINE)
 
@@ -29,11 +31,6 @@ def runtime_variables() -> set[str]:
     sources = [ROOT / "app.py", *sorted((ROOT / "config").glob("*.py"))]
     names = {n for path in sources for n in _ENVIRON_READ.findall(path.read_text())}
     return (names | settings_variables() | {metrics_dir.ENV}) - PLATFORM_SET
-
-
-def procfile_web() -> str:
-    (line,) = [x for x in (ROOT / "Procfile").read_text().splitlines() if x.startswith("web:")]
-    return line.removeprefix("web:").strip()
 
 
 def test_scan_finds_gunicorn_and_app_variables():

@@ -112,14 +112,33 @@ def test_calls_tracked_and_routed_through_gunicorn_with_a_restart(service, twili
     assert RELAY_TOKEN not in log and "Traceback" not in log
 
 
-@pytest.mark.parametrize("name, value", [("LOG_LEVEL", "LOUD"), ("DIAL_ALLOW", "1,44")])
+def _procfile_with(tmp_path, twilio, **variables: str) -> subprocess.CompletedProcess[str]:
+    env = deployed_env(**{**make_env(tmp_path, twilio), "WEB_CONCURRENCY": "1",
+                          "PORT": str(free_port()), **variables})
+    return subprocess.run(procfile_command(), cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("LOG_LEVEL", "LOUD"), ("DIAL_ALLOW", "1,44"), ("WEB_CONCURRENCY", "two"),
+    ("WEB_CONCURRENCY", "0"), ("GUNICORN_CONNECTIONS", "lots"),
+])
 def test_a_malformed_variable_stops_the_procfile_command_with_one_line(tmp_path, twilio, name,
                                                                      value):
-    env = {**deployed_env(**make_env(tmp_path, twilio, **{name: value})), "WEB_CONCURRENCY": "1",
-           "PORT": str(free_port())}
-    run = subprocess.run(procfile_command(), cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=60)
+    run = _procfile_with(tmp_path, twilio, **{name: value})
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     (line,) = run.stderr.splitlines()
     assert line.startswith(f"callrelay: configuration error: {name} is malformed: expected ")
     assert "Traceback" not in run.stdout + run.stderr
+
+
+def test_every_bad_variable_is_named_at_once(tmp_path, twilio):
+    run = _procfile_with(tmp_path, twilio, WEB_CONCURRENCY="two", GUNICORN_CONNECTIONS="lots",
+                         RELAY_API_TOKENS="")
+    assert run.returncode == 2
+    assert run.stderr.splitlines() == [
+        "callrelay: configuration error: RELAY_API_TOKENS is required but not set",
+        "callrelay: configuration error: WEB_CONCURRENCY is malformed: expected a whole number",
+        "callrelay: configuration error: GUNICORN_CONNECTIONS is malformed: expected a whole "
+        "number",
+    ]

@@ -108,3 +108,46 @@ def test_malformed_log_level_dial_and_caller_id_are_named(name, value):
 def test_caller_id_is_checked_even_with_an_allow_list():
     with pytest.raises(ConfigError, match=r"^TWILIO_CALLER_ID is malformed"):
         Settings.from_env({**BASE, "DIAL_ALLOW": "+1", "TWILIO_CALLER_ID": "15005550006"})
+
+
+def test_serving_defaults_are_the_platforms():
+    serving = Settings.from_env(BASE).serving
+    assert (serving.bind, serving.workers, serving.connections) == ("0.0.0.0:8000", 2, 1000)
+
+
+def test_serving_variables_as_a_laptop_or_a_platform_sets_them():
+    serving = Settings.from_env({**BASE, "HOST": "127.0.0.1", "PORT": "5000",
+                                 "WEB_CONCURRENCY": "4", "GUNICORN_CONNECTIONS": "50"}).serving
+    assert (serving.bind, serving.workers, serving.connections) == ("127.0.0.1:5000", 4, 50)
+    assert Settings.from_env({**BASE, "HOST": "::1"}).serving.bind == "[::1]:8000"
+
+
+@pytest.mark.parametrize("name, value, problem", [
+    ("WEB_CONCURRENCY", "two", "WEB_CONCURRENCY is malformed: expected a whole number"),
+    ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY is malformed: expected a whole number at least 1"),
+    ("WEB_CONCURRENCY", "2.5", "WEB_CONCURRENCY is malformed: expected a whole number"),
+    ("GUNICORN_CONNECTIONS", "lots",
+     "GUNICORN_CONNECTIONS is malformed: expected a whole number"),
+    ("PORT", "70000", "PORT is malformed: expected a whole number from 1 to 65535"),
+    ("HOST", "localhost", "HOST is malformed: expected an IP address to listen on, such as "
+                          "127.0.0.1 or 0.0.0.0"),
+    ("TRUSTED_PROXY_HOPS", "1.5", "TRUSTED_PROXY_HOPS is malformed: expected a whole number"),
+])
+def test_malformed_serving_variables_are_one_line_each(name, value, problem):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**BASE, name: value})
+    assert raised.value.problems == (problem,)
+
+
+def test_every_problem_is_reported_at_once_in_reading_order():
+    env = {"TWILIO_AUTH_TOKEN": "auth-token-secret", "LOG_LEVEL": "LOUD",
+           "WEB_CONCURRENCY": "two", "GUNICORN_CONNECTIONS": "lots"}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert raised.value.problems == (
+        "TWILIO_ACCOUNT_SID is required but not set",
+        "RELAY_API_TOKENS is required but not set",
+        "LOG_LEVEL is malformed: expected DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        "WEB_CONCURRENCY is malformed: expected a whole number",
+        "GUNICORN_CONNECTIONS is malformed: expected a whole number",
+    )

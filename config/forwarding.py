@@ -1,0 +1,63 @@
+"""FORWARD_*: where SDK messages (and leg updates) go, signed as Standard Webhooks."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+from config.reader import EnvReader
+
+
+@dataclass(frozen=True)
+class ForwardingSettings:
+    """FORWARD_*: where SDK messages (and leg updates) go, signed as Standard Webhooks."""
+
+    url: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    events: frozenset[str] = frozenset({"messages"})
+    max_attempts: int = 10
+    subscribe_messages: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """True when there is somewhere to forward events to."""
+        return bool(self.url and self.secret)
+
+
+def read_forwarding(reader: EnvReader) -> ForwardingSettings:
+    """FORWARD_URL, FORWARD_SECRET, FORWARD_EVENTS, FORWARD_MAX_ATTEMPTS, SUBSCRIBE_MESSAGES."""
+    url, secret = reader.url("FORWARD_URL"), reader.optional("FORWARD_SECRET")
+    if url and not secret:
+        reader.problem("FORWARD_SECRET is required when FORWARD_URL is set "
+                       "(whsec_ followed by base64)")
+    if secret and not _whsec_valid(secret):
+        reader.problem("FORWARD_SECRET is malformed: expected whsec_ followed by the "
+                       "base64 of at least 16 random bytes")
+        secret = None
+    kinds = {k.strip() for k in (reader.optional("FORWARD_EVENTS") or "messages").split(",")}
+    kinds.discard("")
+    if not kinds or not kinds <= {"messages", "legs"}:
+        reader.problem("FORWARD_EVENTS is malformed: expected messages, legs or messages,legs")
+        kinds = {"messages"}
+    attempts = reader.whole("FORWARD_MAX_ATTEMPTS", 10, minimum=1)
+    subscribe = reader.flag("SUBSCRIBE_MESSAGES")
+    if subscribe is None:  # on by default when there is somewhere to forward messages to
+        subscribe = bool(url) and "messages" in kinds
+    if subscribe and not url:
+        reader.problem("SUBSCRIBE_MESSAGES is on but FORWARD_URL is not set: the messages "
+                       "would have nowhere to go")
+    return ForwardingSettings(url=url, secret=secret, events=frozenset(kinds),
+                              max_attempts=attempts, subscribe_messages=subscribe)
+
+
+def _whsec_valid(secret: str) -> bool:
+    """A Standard Webhooks secret: whsec_ then base64 (padding optional) of 16+ bytes."""
+    if not secret.startswith("whsec_"):
+        return False
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return len(key) >= 16
