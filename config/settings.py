@@ -13,7 +13,7 @@ from config.dialling import read_dialling
 from config.forwarding import ForwardingSettings, read_forwarding
 from config.reader import ConfigError, EnvReader
 from config.serving import ServingSettings, read_serving
-from config.stores import DEFAULT_STORE_URL, read_store_url
+from config.stores import DEFAULT_POOL_SIZE, DEFAULT_STORE_URL, read_pool_size, read_store_url
 from services.legs.rules import Retention
 
 __all__ = ["ConfigError", "ForwardingSettings", "ServingSettings", "Settings"]
@@ -37,6 +37,7 @@ class Settings:
     public_base_url: str | None = None
     trusted_proxy_hops: int = 1
     store_url: str = DEFAULT_STORE_URL
+    store_pool_size: int = DEFAULT_POOL_SIZE
     twilio_caller_id: str | None = None
     inbound_client_identity: str | None = None
     # Dial policy (toll fraud): E.164 prefixes an SDK may dial ("*": any) and SIP domains.
@@ -96,6 +97,7 @@ class Settings:
             public_base_url=reader.url("PUBLIC_BASE_URL"),
             trusted_proxy_hops=reader.whole("TRUSTED_PROXY_HOPS", 1, minimum=0),
             store_url=read_store_url(reader),
+            store_pool_size=read_pool_size(reader),
             inbound_client_identity=reader.optional("INBOUND_CLIENT_IDENTITY"),
             **read_dialling(reader),
             log_level=_log_level(reader),

@@ -1,5 +1,5 @@
-"""The outbox contract, run against every adapter (SQLite file, real Redis); the leases' too,
-and against the in-memory leases the unit tests use."""
+"""The outbox contract, run against every adapter (SQLite file, real Redis, real PostgreSQL); the
+leases' too, and against the in-memory leases the unit tests use."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ import pytest
 import redis
 
 from services.store.outbox import ForwardingStore, Leases, OutboxEvent
+from services.store.postgres.database import PostgresDatabase
+from services.store.postgres.outbox import PostgresOutbox
 from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.outbox import SQLiteOutbox
 from tests.support.clock import FakeClock
 from tests.support.memory_store import MemoryLeases
+from tests.support.postgres_server import temporary_schema
 from tests.support.redis_server import redis_url
 
 OutboxFactory = Callable[..., ForwardingStore]
@@ -30,13 +33,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis)]
+ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis),
+            pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=ADAPTERS)
 def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxFactory]:
     """Outboxes of the adapter under test, all on the same storage."""
-    with outboxes(request.param, tmp_path) as factory:
+    with outboxes(request.param, tmp_path, request) as factory:
         yield factory
 
 
@@ -48,21 +52,35 @@ def make_leases(request: pytest.FixtureRequest, tmp_path: Path
         leases = MemoryLeases()
         yield lambda: leases
         return
-    with outboxes(request.param, tmp_path) as factory:
+    with outboxes(request.param, tmp_path, request) as factory:
         yield factory
 
 
 @contextmanager
-def outboxes(kind: str, tmp_path: Path) -> Iterator[OutboxFactory]:
-    """Opens outboxes of one adapter on one storage; closes them (and cleans Redis) after."""
+def outboxes(kind: str, tmp_path: Path,
+             request: pytest.FixtureRequest) -> Iterator[OutboxFactory]:
+    """Opens outboxes of one adapter on one storage; closes them (and cleans Redis, drops the
+    PostgreSQL schema) after."""
+    if kind == "postgres":
+        with temporary_schema(request.getfixturevalue("postgres_database")) as schema_url:
+            with _outboxes(kind, tmp_path, schema_url) as factory:
+                yield factory
+        return
+    with _outboxes(kind, tmp_path, redis_url() if kind == "redis" else "") as factory:
+        yield factory
+
+
+@contextmanager
+def _outboxes(kind: str, tmp_path: Path, url: str) -> Iterator[OutboxFactory]:
     opened: list[ForwardingStore] = []
     prefix = f"callrelay-test:{uuid.uuid4().hex}:"
-    url = redis_url() if kind == "redis" else ""
 
     def factory(clock: Callable[[], float] = time.time) -> ForwardingStore:
         outbox: ForwardingStore
         if kind == "sqlite":
             outbox = SQLiteOutbox(SQLiteDatabase(str(tmp_path / "outbox.sqlite3")), clock)
+        elif kind == "postgres":
+            outbox = PostgresOutbox(PostgresDatabase(url), clock)
         else:
             outbox = RedisOutbox(RedisDatabase(url), clock, prefix=prefix)
         opened.append(outbox)
@@ -71,7 +89,7 @@ def outboxes(kind: str, tmp_path: Path) -> Iterator[OutboxFactory]:
     yield factory
     for outbox in opened:
         outbox.close()
-    if url:
+    if kind == "redis":
         client = redis.Redis.from_url(url)
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:
