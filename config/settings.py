@@ -13,7 +13,13 @@ from config.dialling import read_dialling
 from config.forwarding import ForwardingSettings, read_forwarding
 from config.reader import ConfigError, EnvReader
 from config.serving import ServingSettings, read_serving
-from config.stores import DEFAULT_POOL_SIZE, DEFAULT_STORE_URL, read_pool_size, read_store_url
+from config.stores import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_STORE_URL,
+    read_pool_size,
+    read_store_url,
+    store_password,
+)
 from services.legs.rules import Retention
 
 __all__ = ["ConfigError", "ForwardingSettings", "ServingSettings", "Settings"]
@@ -36,7 +42,8 @@ class Settings:
     twilio_webhook_secret: str | None = field(default=None, repr=False)
     public_base_url: str | None = None
     trusted_proxy_hops: int = 1
-    store_url: str = DEFAULT_STORE_URL
+    # It may hold a password (DATABASE_URL always does).
+    store_url: str = field(default=DEFAULT_STORE_URL, repr=False)
     store_pool_size: int = DEFAULT_POOL_SIZE
     twilio_caller_id: str | None = None
     inbound_client_identity: str | None = None
@@ -55,7 +62,7 @@ class Settings:
     def secrets(self) -> tuple[str | None, ...]:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
-                self.forwarding.secret, *self.relay_api_tokens)
+                self.forwarding.secret, store_password(self.store_url), *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:

@@ -3,6 +3,8 @@ disk."""
 
 from __future__ import annotations
 
+from urllib.parse import unquote, urlsplit
+
 from config.reader import EnvReader
 from services.store.url import parse_store_url
 
@@ -34,3 +36,12 @@ def read_store_url(reader: EnvReader) -> str:
 def read_pool_size(reader: EnvReader) -> int:
     """STORE_POOL_SIZE: a PostgreSQL store's connections per worker process."""
     return reader.whole("STORE_POOL_SIZE", DEFAULT_POOL_SIZE, minimum=1, maximum=100)
+
+
+def store_password(url: str) -> str | None:
+    """The password a store URL holds (DATABASE_URL always has one), to keep it out of logs."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None

@@ -30,8 +30,9 @@ POOL_SIZE = 4
 # then answers 503: an unreachable database costs each request about this much.
 WAIT_S = 2.0
 # After this long failing to connect, the pool stops retrying until a request asks again, so a
-# database that comes back is used at once, not after a long backoff.
-RECONNECT_S = 5.0
+# database that comes back is used by the next request, not after psycopg_pool's backoff
+# (which doubles from 1 s).
+RECONNECT_S = 1.0
 # Twilio waits 15 s for a webhook: a statement stuck longer (on a lock) fails, and Twilio retries.
 STATEMENT_TIMEOUT_MS = 10_000
 # Libpq parameters callrelay sets unless the URL does: a bounded connect, an identifiable
