@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
-
-import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from urllib.parse import urlsplit
 
 SQLITE_PREFIX = "sqlite:///"
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -32,11 +30,13 @@ def parse_store_url(url: str) -> StoreLocation:
     if url.startswith(REDIS_SCHEMES):
         return StoreLocation("redis", url)
     if url.startswith(POSTGRES_SCHEMES):
+        # Checked without psycopg: this runs in gunicorn's master (the configuration check),
+        # and psycopg picks how it waits on sockets when imported, which must happen in the
+        # workers, after gevent has patched them (services/store/postgres/database.py).
         try:
-            conninfo_to_dict(url)
-        except psycopg.ProgrammingError:
-            # libpq's message may quote the URL, password and all: say only what is wrong.
-            raise ValueError("libpq cannot read this PostgreSQL URL") from None
+            urlsplit(url).port  # noqa: B018  (reading it checks it)
+        except ValueError:
+            raise ValueError("the PostgreSQL URL's port is not a number") from None
         return StoreLocation("postgres", url)
     raise ValueError("expected sqlite:///path, redis://host:port/db or "
                      "postgresql://user:password@host:port/database")

@@ -7,19 +7,25 @@ lock) is one greenlet waiting, not a stopped worker; the pool's threads are gree
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg
+import psycopg.waiting
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from services.errors import StoreUnavailable
 from services.store.postgres.schema import migrate
 
+log = logging.getLogger("callrelay.store")
 T = TypeVar("T")
 Connection = psycopg.Connection[Any]
 
@@ -50,6 +56,24 @@ DEFAULTS: dict[str, Any] = {
 # Pools inherited across a fork: their sockets belong to the parent. They are kept referenced,
 # never used or closed, because closing (or collecting) one would end the parent's sessions.
 _inherited: list[ConnectionPool[Any]] = []
+
+
+# This process's databases, closed at exit: a pool left to the garbage collector stops its
+# threads while the interpreter (and gevent's hub) is being torn down, which fails loudly.
+_open: weakref.WeakSet[PostgresDatabase] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    for db in list(_open):
+        db.close()
+
+
+def _blocks_the_hub() -> bool:
+    """True when gevent patched this process after psycopg chose its (then blocking) waits."""
+    monkey = sys.modules.get("gevent.monkey")
+    return (monkey is not None and monkey.is_module_patched("select")
+            and psycopg.waiting.wait is getattr(psycopg.waiting, "wait_c", None))
 
 
 def _configure(conn: Connection) -> None:
@@ -87,11 +111,15 @@ class PostgresDatabase:
         if pool is None:
             with self._guard:
                 if self._pool is None:
+                    if _blocks_the_hub():
+                        log.error("psycopg was imported before gevent patched this worker: "
+                                  "every query will stop the worker's other requests")
                     self._pool = ConnectionPool(
                         self._url, min_size=1, max_size=self._size, open=False,
                         timeout=WAIT_S, reconnect_timeout=RECONNECT_S, name="callrelay",
                         kwargs={"autocommit": True, **self._kwargs}, configure=_configure)
                     self._pool.open(wait=False)
+                    _open.add(self)
                 pool = self._pool
         return pool
 
