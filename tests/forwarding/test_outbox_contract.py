@@ -62,9 +62,9 @@ def outboxes(kind: str, tmp_path: Path,
     """Opens outboxes of one adapter on one storage; closes them (and cleans Redis, drops the
     PostgreSQL schema) after."""
     if kind == "postgres":
-        with temporary_schema(request.getfixturevalue("postgres_database")) as schema_url:
-            with _outboxes(kind, tmp_path, schema_url) as factory:
-                yield factory
+        database = request.getfixturevalue("postgres_database")
+        with temporary_schema(database) as url, _outboxes(kind, tmp_path, url) as factory:
+            yield factory
         return
     with _outboxes(kind, tmp_path, redis_url() if kind == "redis" else "") as factory:
         yield factory

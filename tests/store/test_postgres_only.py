@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from sandbox.devtools import free_port
 from services.errors import StoreUnavailable
 from services.legs.rules import Retention
 from services.store.open import open_stores
@@ -17,13 +18,11 @@ from services.store.postgres import purge
 from services.store.postgres.database import PostgresDatabase
 from services.store.postgres.legs import PostgresStore
 from services.store.postgres.schema import MIGRATIONS
-from sandbox.devtools import free_port
 from tests.store.scenario import ev, sid
 from tests.store.support import StoreFactory
-from tests.store.test_redis_only import socket_that_never_answers
 from tests.support.clock import FakeClock
 from tests.support.postgres_server import table_names, temporary_schema, with_schema
-from tests.support.tcp_proxy import tcp_proxy
+from tests.support.tcp_proxy import silent_port, tcp_proxy
 
 pytestmark = pytest.mark.postgres
 TABLES = {"callrelay_schema", "callrelay_legs", "callrelay_tombstones", "callrelay_registry",
@@ -119,7 +118,7 @@ def test_an_unreachable_database_is_store_unavailable_and_names_no_secret() -> N
 
 
 def test_a_server_that_never_answers_is_store_unavailable() -> None:
-    with socket_that_never_answers() as port:
+    with silent_port() as port:
         store = PostgresStore(PostgresDatabase(f"postgresql://u@127.0.0.1:{port}/db"),
                               Retention())
         with pytest.raises(StoreUnavailable):

@@ -85,3 +85,12 @@ def tcp_proxy(target: tuple[str, int]) -> Iterator[TcpProxy]:
         yield proxy
     finally:
         proxy.stop()
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A listening port that accepts connections and never says a word (a hung server)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)
+        yield int(sock.getsockname()[1])

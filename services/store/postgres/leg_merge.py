@@ -66,7 +66,7 @@ _BURIED = ("EXISTS (SELECT 1 FROM callrelay_tombstones t "
 
 # Parameters: sid, parent_sid, account_sid, from_addr, to_addr, direction, status, identity,
 # ended_at, expires_at (the leg as merge(None, event) makes it), rank (the event's status rank),
-# now, retention_s, max_call_s and tombstone_s.
+# now, retention_s, max_call_s and tombstone_s. Built from constants, never from input.
 APPLY = f"""
 WITH leg AS (
     INSERT INTO callrelay_legs AS l (call_sid, parent_sid, account_sid, from_addr, to_addr,
@@ -104,7 +104,7 @@ WITH leg AS (
         ended_at = excluded.ended_at, expires_at = excluded.expires_at
 )
 SELECT {COLUMNS} FROM leg
-"""
+"""  # noqa: S608
 
 # When APPLY wrote nothing (the event added nothing, or the SID is a tombstone): the leg as it
 # is now, in a statement of its own, so that it sees a concurrent writer's commit.
@@ -113,4 +113,4 @@ SELECT {COLUMNS}, false FROM callrelay_legs WHERE call_sid = %(sid)s AND expires
 UNION ALL
 SELECT call_sid, NULL, NULL, NULL, NULL, NULL, status, NULL, ended_at, ended_at, true
 FROM callrelay_tombstones WHERE call_sid = %(sid)s AND expires_at > %(now)s
-"""
+"""  # noqa: S608
