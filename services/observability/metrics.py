@@ -37,8 +37,8 @@ _TWILIO_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 # A backend should answer well within the 10 s delivery timeout.
 _FORWARD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # Who noticed that the store could not be reached: a request (answered 503
-# store_unavailable) or the forwarding thread.
-STORE_ERROR_SOURCES = ("request", "forwarding")
+# store_unavailable), the forwarding thread, or anything else.
+STORE_ERROR_SOURCES = ("request", "forwarding", "other")
 R = TypeVar("R")
 
 
@@ -198,7 +198,7 @@ class Metrics:
 
     def store_error(self, source: str) -> None:
         """Count one time the store could not be reached (a STORE_ERROR_SOURCES)."""
-        self.store_errors.labels(source if source in STORE_ERROR_SOURCES else "request").inc()
+        self.store_errors.labels(source if source in STORE_ERROR_SOURCES else "other").inc()
 
     def forward_attempt(self, failure: str | None, seconds: float) -> None:
         """Count one delivery attempt: accepted, or failed for a reason (DeliveryObserver)."""

@@ -13,6 +13,7 @@ from config.settings import Settings
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
 from sandbox.devtools import free_port
 from services.observability.metrics import observed, twilio_endpoint
+from tests.forwarding.support import FAST, SECRET, stop_app, wait_until
 from tests.support.env import ACCOUNT_SID, make_env
 
 
@@ -130,16 +131,22 @@ def test_observed_reports_status_timeout_and_connection_failures():
 
 def test_a_store_that_does_not_answer_is_counted_and_hides_the_backlog(tmp_path, twilio):
     down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    app = create_app(Settings.from_env(make_env(tmp_path, twilio, STORE_URL=down)))
+    env = make_env(tmp_path, twilio, STORE_URL=down, FORWARD_URL="http://127.0.0.1:9/hooks",
+                   FORWARD_SECRET=SECRET)
+    app = create_app(Settings.from_env(env), forwarding=FAST)
     client = app.test_client()
     try:
         assert client.get("/readyz").status_code == 503
+        # The delivery thread finds the outbox unreachable too, and says so.
+        wait_until(lambda: value(scrape(client), "callrelay_store_errors_total",
+                                 source="forwarding") >= 1)
         m = scrape(client)
     finally:
-        app.extensions["callrelay.store"].close()
+        stop_app(app)
     assert value(m, "callrelay_store_up") == 0
     assert value(m, "callrelay_store_errors_total", source="request") == 1
-    assert ("callrelay_store_errors_total", frozenset({("source", "forwarding")})) in m
+    assert value(m, "callrelay_store_errors_total", source="other") == 0
+    assert ("callrelay_store_errors_total", frozenset({("source", "other")})) in m
     assert not [name for name, _ in m if name.startswith("callrelay_outbox_")]
 
 
