@@ -14,7 +14,7 @@ class ForwardingSettings:
     """FORWARD_*: where SDK messages (and leg updates) go, signed as Standard Webhooks."""
 
     url: str | None = None
-    # The first signs as the current secret; every one signs during a rotation, so that a
+    # The current secret first, then any being rotated out. Each one signs every event, so a
     # backend holding any of them verifies (docs/forwarding.md, "Rotating the secret").
     secrets: tuple[str, ...] = field(default=(), repr=False)
     events: frozenset[str] = frozenset({"messages"})
