@@ -93,11 +93,14 @@ def play_traffic(service: Service, twilio: TwilioMock, backend: Backend) -> None
         answer = http.post(url, data=body, timeout=10, headers={
             "Content-Type": "application/json", "X-Twilio-Signature": sign(url, {})})
         assert answer.status_code == 204
-    wait_for("a delivered and a dead event", lambda: (
-        families := scraped(service.url),
-        sample(families, "callrelay_forward_delivered", "callrelay_forward_delivered_total")
-        >= 1 and sample(families, "callrelay_forward_dead", "callrelay_forward_dead_total")
-        >= 1)[-1])
+
+    def forwarded() -> bool:
+        families = scraped(service.url)
+        return sample(families, "callrelay_forward_delivered",
+                      "callrelay_forward_delivered_total") >= 1 and \
+            sample(families, "callrelay_forward_dead", "callrelay_forward_dead_total") >= 1
+
+    wait_for("a delivered and a dead event", forwarded)
 
 
 @pytest.fixture(scope="module")
