@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.store.outbox import DEAD_S, SEEN_S, Backlog, DeadEvent, OutboxEvent
 from services.store.postgres.database import Connection, PostgresDatabase
 from services.store.postgres.purge import PURGE_BATCH, Purges
 
@@ -106,6 +106,14 @@ class PostgresOutbox:
             "closed_at = NULL, lease_owner = NULL, due_at = %s, "
             "seq = nextval(pg_get_serial_sequence('callrelay_outbox', 'seq')) "
             "WHERE id = %s AND state = 'dead'", (self.clock(), event_id)) == 1
+
+    def backlog(self) -> Backlog:
+        """Pending and dead events, each counted on its partial index."""
+        [(pending, dead)] = self.db.rows(
+            "SELECT (SELECT count(*) FROM callrelay_outbox WHERE state = 'pending'), "
+            # `state <> 'pending'` is callrelay_outbox_closed's condition: the index serves.
+            "(SELECT count(*) FROM callrelay_outbox WHERE state = 'dead' AND state <> 'pending')")
+        return Backlog(pending=pending, dead=dead)
 
     def take_lease(self, name: str, lease_s: float) -> bool:
         """Take `name` for `lease_s` unless someone holds it and it has not run out."""
