@@ -141,13 +141,29 @@ def test_the_store_recovers_by_itself_when_the_database_comes_back(
             proxy.start()
             # The same object, no restart: the next call works, and nothing was lost.
             assert store.apply(ev(before, "in-progress")).status == "in-progress"
-            # Again with no failing call in between: the pooled connection is dead, and is
-            # replaced without the caller seeing it.
+            # Again with no failing call in between, and a pool grown to its size by calls that
+            # overlapped: every pooled connection is dead, and the caller does not see it.
+            grow_the_pool(store.db)
             proxy.stop()
             proxy.start()
             assert store.get(before) is not None
         finally:
             store.close()
+
+
+def grow_the_pool(db: PostgresDatabase, size: int = 4) -> None:
+    """Overlapping queries, so that the pool opens `size` connections."""
+    barrier = threading.Barrier(size)
+
+    def query() -> None:
+        barrier.wait()
+        db.rows("SELECT pg_sleep(0.2)")
+
+    threads = [threading.Thread(target=query) for _ in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
 
 
 def count_rows(url: str, table: str) -> int:

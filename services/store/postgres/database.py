@@ -136,21 +136,24 @@ class PostgresDatabase:
         """`fn` on a pooled connection (autocommit: each statement commits by itself).
 
         A connection that turns out dead (the server restarted, or failed over, while it sat in
-        the pool) is dropped and `fn` runs again on another: every caller's statements may run
+        the pool) is dropped, the pool's other idle connections are checked (they most likely
+        died with it), and `fn` runs again on a live one: every caller's statements may run
         twice that way, which they are written to allow.
         """
         with self.errors():
-            for _ in range(self._size):
-                with self._connections().connection() as conn:
+            for attempt in range(2):
+                pool = self._connections()
+                with pool.connection() as conn:
                     try:
                         if not self._migrated:
                             migrate(conn)
                             self._migrated = True
                         return fn(conn)
                     except psycopg.OperationalError:
-                        if not conn.broken:
+                        if attempt or not conn.broken:
                             raise
-            raise psycopg.OperationalError("every pooled connection was broken")
+                pool.check()
+            raise AssertionError("unreachable: the second attempt returns or raises")
 
     def rows(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
         """The rows of one statement."""
