@@ -13,6 +13,7 @@ from services.forwarding.events import parse_message
 from services.forwarding.service import Forwarding
 from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
+from services.twilio.conference_access import ConferenceAccess
 from services.twilio.dial_policy import DialObserver, DialPolicy
 from services.twilio.twiml import DialPlan, voice_response
 from services.use_cases.record_conference import record_conference
@@ -41,15 +42,16 @@ def _message_params() -> dict[str, Any]:
 def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: PublicURLs,
                      dial_policy: DialPolicy, dial_observer: DialObserver, legs: LegStore,
                      forwarding: Forwarding | None, *,
-                     conferences: ConferenceStore) -> Blueprint:
+                     conferences: ConferenceStore,
+                     conference_access: ConferenceAccess) -> Blueprint:
     """POST /twilio/voice, /status, /conference and /messages, behind Twilio's signature."""
     bp = Blueprint("twilio", __name__)
 
     retention = settings.retention
 
-    def record(params: dict[str, str]) -> None:
+    def record(params: dict[str, str], voice_request: bool = False) -> None:
         recorded = record_status(legs, forwarding, params, urls.base(request) + MESSAGES_PATH,
-                                 retention)
+                                 retention, voice_request=voice_request)
         leg = recorded.leg
         if leg is None:
             annotate(reported=recorded.event.status, stale=True)
@@ -61,13 +63,15 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     @signatures.required
     def voice() -> Response:
         """The TwiML App's Voice URL: record the parent leg, answer with a <Dial>."""
+        # A field given twice: Twilio's value, the first; the SDK's connect parameters follow.
         params = request.form.to_dict()
-        record(params)
+        record(params, voice_request=True)
         plan = DialPlan(status_callback_url=urls.base(request) + STATUS_PATH,
                         caller_id=settings.twilio_caller_id,
                         inbound_client_identity=settings.inbound_client_identity,
                         policy=dial_policy, observer=dial_observer,
-                        conference_callback_url=urls.base(request) + CONFERENCE_PATH)
+                        conference_callback_url=urls.base(request) + CONFERENCE_PATH,
+                        conferences=conference_access)
         return Response(voice_response(params, plan), mimetype="text/xml")
 
     @bp.post(STATUS_PATH)

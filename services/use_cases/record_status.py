@@ -27,15 +27,19 @@ class Recorded:
 
 
 def record_status(legs: LegStore, forwarding: Forwarding | None, params: Mapping[str, str],
-                  messages_url: str, retention: Retention, now: float | None = None) -> Recorded:
+                  messages_url: str, retention: Retention, now: float | None = None, *,
+                  voice_request: bool = False) -> Recorded:
     """Record a Voice URL request or status callback durably, then tell forwarding about it.
 
-    `messages_url` is where Twilio should post the messages of an SDK on this leg. A callback
+    `voice_request`: the parameters are a Voice URL request's, which always describes a parent
+    leg (LegEvent.from_voice_request). `messages_url` is where Twilio should post the messages
+    of an SDK on this leg. A callback
     stamped longer ago than `retention.stale_after_s` records nothing (acknowledged all the
     same, so Twilio does not retry it). Raises ValidationFailed when the parameters describe
     no leg, StoreUnavailable when nothing could be recorded.
     """
-    event = LegEvent.from_params(params)
+    event = (LegEvent.from_voice_request(params) if voice_request
+             else LegEvent.from_params(params))
     now = time.time() if now is None else now
     if is_stale(event, now, retention):
         log.warning("stale callback ignored: Twilio stamped it too long ago", extra={
