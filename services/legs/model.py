@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_tz
 from typing import Any
@@ -131,6 +131,8 @@ class Leg:
     identity: str | None = None
     updated_at: float = 0.0
     ended_at: float | None = None
+    # True when a store answered from the leg's tombstone: the leg itself is forgotten.
+    forgotten: bool = field(default=False, compare=False)
 
     @property
     def is_parent(self) -> bool:

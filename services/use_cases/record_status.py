@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from services.forwarding.service import Forwarding
 from services.legs.model import Leg, LegEvent
-from services.legs.rules import Retention, is_forgotten, is_stale
+from services.legs.rules import Retention, is_stale
 from services.store.legs import LegStore
 
 log = logging.getLogger("callrelay.webhooks")
@@ -48,6 +48,6 @@ def record_status(legs: LegStore, forwarding: Forwarding | None, params: Mapping
         return Recorded(event, None)
     leg = legs.apply(event)
     # A forgotten leg answered from its tombstone is no news for the backends.
-    if forwarding is not None and not is_forgotten(leg, now, retention):
+    if forwarding is not None and not leg.forgotten:
         forwarding.leg_recorded(event, leg, messages_url)
     return Recorded(event, leg)
