@@ -85,10 +85,13 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     @signatures.required
     def conference() -> Response:
         """Conference status callbacks: answered only once durably recorded."""
-        recorded = record_conference(conferences, request.form.to_dict())
-        annotate(conference_sid=recorded.event.conference_sid, reported=recorded.event.kind,
-                 conference_status=recorded.conference.status,
-                 present=len(recorded.conference.present()))
+        recorded = record_conference(conferences, request.form.to_dict(), retention)
+        conference = recorded.conference
+        annotate(conference_sid=recorded.event.conference_sid, reported=recorded.event.kind)
+        if conference is None:
+            annotate(stale=True)
+        else:
+            annotate(conference_status=conference.status, present=len(conference.present()))
         return Response(status=204)
 
     @bp.post(MESSAGES_PATH)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.legs.model import STATUS_RANK, TERMINAL, Leg, LegEvent, client_identity
 
@@ -121,6 +122,15 @@ def from_tombstone(call_sid: str, status: str, ended_at: float) -> Leg:
                forgotten=True)
 
 
-def is_stale(event: LegEvent, now: float, retention: Retention) -> bool:
+class Stamped(Protocol):
+    """A callback Twilio stamped (a leg's or a conference's)."""
+
+    @property
+    def timestamp(self) -> float | None:
+        """Twilio's `Timestamp` in epoch seconds; None when it did not say."""
+        ...
+
+
+def is_stale(event: Stamped, now: float, retention: Retention) -> bool:
     """True when Twilio stamped the event too long ago for it to be news (a replay)."""
     return event.timestamp is not None and now - event.timestamp > retention.stale_after_s
