@@ -17,9 +17,12 @@ import requests
 from standardwebhooks import Webhook
 
 from services.errors import StoreUnavailable
+from services.store.history import DEAD, FORWARDED
 from services.store.outbox import Outbox, OutboxEvent
 
 log = logging.getLogger("callrelay.forwarder")
+# Told when an event is settled: (event, FORWARDED or DEAD, attempts, the last error or None).
+Settled = Callable[[OutboxEvent, str, int, str | None], None]
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,10 @@ class Forwarder:
 
     def __init__(self, outbox: Outbox, url: str, secret: str,
                  options: DeliveryOptions | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 on_settled: Settled | None = None) -> None:
         self.outbox, self.url, self._secret = outbox, url, secret
+        self.on_settled = on_settled
         self.options = options or DeliveryOptions()
         self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -139,10 +144,14 @@ class Forwarder:
         if error is None:
             self.outbox.ack(event.id)
             log.info("event forwarded", extra=fields)
+            if self.on_settled is not None:
+                self.on_settled(event, FORWARDED, attempt, None)
         elif attempt >= self.options.max_attempts:
             self.outbox.bury(event.id, self.owner, error)
             log.error("event undeliverable, moved to the dead list",
                       extra={**fields, "error": error})
+            if self.on_settled is not None:
+                self.on_settled(event, DEAD, attempt, error)
         else:
             delay = self.options.backoff.delay(attempt)
             self.outbox.retry_at(event.id, self.owner, self.clock() + delay, error)

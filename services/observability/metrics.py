@@ -116,6 +116,9 @@ class Metrics:
         self.dial_refusals = Counter(
             "callrelay_dial_refused", "Destinations an SDK caller asked for that the dial "
             "policy refused, by reason.", ["reason"], registry=r)
+        self.history_failures = Counter(
+            "callrelay_history_write_failures", "Message-history writes that failed (the "
+            "message itself went on), by operation.", ["operation"], registry=r)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request (and, on /twilio/ routes, one webhook)."""
@@ -149,6 +152,10 @@ class Metrics:
     def dial_refused(self, reason: str) -> None:
         """Count one destination the dial policy refused (DialObserver)."""
         self.dial_refusals.labels(reason).inc()
+
+    def history_write_failed(self, operation: str) -> None:
+        """Count one message-history write that failed (HistoryObserver)."""
+        self.history_failures.labels(operation).inc()
 
     def exposition(self, computed: Iterable[Metric] = ()) -> bytes:
         """The text format of every worker's metrics, then the values computed at scrape time."""

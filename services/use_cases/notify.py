@@ -22,6 +22,7 @@ from services.legs.model import Leg, is_call_sid
 from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.twilio.port import TwilioGateway
+from services.use_cases.call_history import CallHistory
 from services.use_cases.conference_targets import find_conference, live_sdk_participants
 from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, Delivery, deliver
 from services.use_cases.reconcile import Reconciler
@@ -148,12 +149,14 @@ class Notifier:
 
     def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0,
                  max_call_duration_s: float = 4 * 3600.0, *,
-                 conferences: ConferenceStore | None = None) -> None:
+                 conferences: ConferenceStore | None = None,
+                 history: CallHistory | None = None) -> None:
         self.store = store
         self.twilio = twilio
         self.deadline_s = deadline_s
         self.max_call_duration_s = max_call_duration_s
         self.conferences = conferences
+        self.history = history
         self.reconciler = Reconciler(store, twilio)
 
     def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
@@ -212,9 +215,12 @@ class Notifier:
     def notify(self, req: NotifyRequest) -> Delivery:
         """Send the request's content to each target leg, within one deadline for everything."""
         deadline = time.monotonic() + self.deadline_s
+        history = self.history
         # A call_sid names one leg: the caller's key goes to Twilio as it is. Any other target
         # may name several legs, and a different set on a retry: each leg gets a key derived
         # from the caller's and its own SID, so a retry pairs every key with the same leg.
         return deliver(self.twilio, self.targets(req, deadline), req.content,
                        req.idempotency_key, per_leg_keys=req.fans_out,
-                       deadline=deadline)
+                       deadline=deadline,
+                       record=(lambda tried: history.delivered(req.content, tried))
+                       if history is not None else None)
