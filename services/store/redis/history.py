@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+import redis
+from redis.commands.core import Script
+
 from services.legs.rules import Retention
 from services.store.history import MAX_ENTRIES, HistoryEntry, history_expires_at
 from services.store.redis.database import RedisDatabase
@@ -79,6 +82,7 @@ class RedisMessageHistory:
         self.retention = retention
         self.clock = clock
         self.prefix = prefix
+        self._script: Script | None = None
 
     def _keys(self, call_sid: str) -> list[str]:
         return [f"{self.prefix}history:{{{call_sid}}}",
@@ -90,15 +94,26 @@ class RedisMessageHistory:
             return
         now = self.clock()
         until = history_expires_at(now, self.retention)
+        calls: list[tuple[list[str], list[str | int]]] = [(self._keys(e.call_sid), [
+            e.id, json.dumps({name: getattr(e, name) for name in FIXED}, separators=(",", ":"),
+                             ensure_ascii=False),
+            _state(e.status, e.attempts, e.error), repr(e.at), repr(now), repr(until),
+            _ttl_ms(until, now), MAX_ENTRIES]) for e in entries]
         with self.db.errors():
-            pipe = self.db.client().pipeline(transaction=False)
-            for e in entries:
-                fixed = json.dumps({name: getattr(e, name) for name in FIXED},
-                                   separators=(",", ":"), ensure_ascii=False)
-                pipe.eval(ADD, 2, *self._keys(e.call_sid), e.id, fixed,
-                          _state(e.status, e.attempts, e.error), repr(e.at), repr(now),
-                          repr(until), _ttl_ms(until, now), MAX_ENTRIES)
+            client = self.db.client()
+            if len(calls) == 1:  # the usual case: EVALSHA, the script's text sent only once
+                self._add(client)(*calls[0])
+                return
+            pipe = client.pipeline(transaction=False)
+            for keys, args in calls:
+                pipe.eval(ADD, 2, *keys, *args)
             pipe.execute()
+
+    def _add(self, client: redis.Redis) -> Script:
+        """The ADD script registered with this process's client."""
+        if self._script is None or self._script.registered_client is not client:
+            self._script = client.register_script(ADD)
+        return self._script
 
     def update(self, call_sid: str, entry_id: str, status: str, *, attempts: int | None = None,
                error: Mapping[str, Any] | None = None) -> bool:
