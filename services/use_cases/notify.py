@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from services.errors import (
@@ -215,12 +216,10 @@ class Notifier:
     def notify(self, req: NotifyRequest) -> Delivery:
         """Send the request's content to each target leg, within one deadline for everything."""
         deadline = time.monotonic() + self.deadline_s
-        history = self.history
         # A call_sid names one leg: the caller's key goes to Twilio as it is. Any other target
         # may name several legs, and a different set on a retry: each leg gets a key derived
         # from the caller's and its own SID, so a retry pairs every key with the same leg.
         return deliver(self.twilio, self.targets(req, deadline), req.content,
                        req.idempotency_key, per_leg_keys=req.fans_out,
-                       deadline=deadline,
-                       record=(lambda tried: history.delivered(req.content, tried))
-                       if history is not None else None)
+                       deadline=deadline, record=None if self.history is None
+                       else partial(self.history.delivered, req.content))
