@@ -34,10 +34,6 @@ def sent(call: str, at: float = T0, **fields: Any) -> HistoryEntry:
     return HistoryEntry(**{**values, **fields})
 
 
-def ids(entries: list[HistoryEntry]) -> list[str]:
-    return [e.id for e in entries]
-
-
 def test_entries_come_back_whole_and_oldest_first(make_store: StoreFactory,
                                                   clock: FakeClock) -> None:
     history = make_store.history(RETENTION, clock)
@@ -113,14 +109,15 @@ def test_a_history_is_kept_its_time_after_the_last_entry(make_store: StoreFactor
                                                          clock: FakeClock) -> None:
     history = make_store.history(RETENTION, clock)
     call = ca()
-    history.add([sent(call)])
+    first = sent(call)
+    history.add([first])
     clock.advance(300)
     history.add([sent(call, T0 + 300)])
     clock.advance(659)  # 959 s after the first entry, 659 s after the second
     assert len(history.entries(call)) == 2
     clock.advance(2)
     assert history.entries(call) == []
-    assert not history.update(call, ids([sent(call)])[0], "dead", attempts=1)
+    assert not history.update(call, first.id, "dead", attempts=1)
 
 
 def test_a_history_goes_retention_after_the_call_ends(make_store: StoreFactory,

@@ -45,7 +45,9 @@ redis.call('PEXPIRE', KEYS[1], ARGV[7])
 redis.call('PEXPIRE', KEYS[2], ARGV[7])
 """
 UPDATE = """
--- KEYS: hash. ARGV: id, state. HSET keeps the key's TTL.
+-- KEYS: hash. ARGV: id, state, now. HSET keeps the key's TTL.
+local held = redis.call('HGET', KEYS[1], '#until')
+if not held or tonumber(held) <= tonumber(ARGV[3]) then return 0 end
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1] .. '#state', ARGV[2])
 return 1
@@ -120,7 +122,8 @@ class RedisMessageHistory:
         """Set an entry's status, attempts and error; False when the call holds no such entry."""
         with self.db.errors():
             return bool(self.db.client().eval(UPDATE, 1, self._keys(call_sid)[0], entry_id,
-                                              _state(status, attempts, error)))
+                                              _state(status, attempts, error),
+                                              repr(self.clock())))
 
     def call_ended(self, call_sid: str, ended_at: float) -> None:
         """Keep the call's history LEG_RETENTION_S from `ended_at`."""

@@ -105,6 +105,11 @@ class SQLiteMessageHistory:
                 db.execute(TRIM, (call_sid, call_sid, MAX_ENTRIES))
 
         self.db.write(write)
+        self._purge_now_and_then(now)
+
+    def _purge_now_and_then(self, now: float) -> None:
+        # On every kind of write, so that a history past its time (content may be personal
+        # data) leaves the disk within a minute of the next write, whatever it is.
         if now - self._last_purge > PURGE_EVERY_S:
             self.purge()
 
@@ -112,10 +117,14 @@ class SQLiteMessageHistory:
                error: Mapping[str, Any] | None = None) -> bool:
         """Set an entry's status, attempts and error; False when the call holds no such entry."""
         encoded = json.dumps(dict(error), separators=(",", ":")) if error else None
-        return self.db.write(lambda db: db.execute(
-            "UPDATE message_history SET status = ?, attempts = ?, "
-            "error = ? WHERE call_sid = ? AND entry_id = ?",
-            (status, attempts, encoded, call_sid, entry_id)).rowcount > 0)
+        now = self.clock()
+        updated = self.db.write(lambda db: db.execute(
+            "UPDATE message_history SET status = ?, attempts = ?, error = ? "
+            "WHERE call_sid = ? AND entry_id = ? AND EXISTS (SELECT 1 FROM "
+            "message_history_calls c WHERE c.call_sid = ? AND c.expires_at > ?)",
+            (status, attempts, encoded, call_sid, entry_id, call_sid, now)).rowcount > 0)
+        self._purge_now_and_then(now)
+        return updated
 
     def call_ended(self, call_sid: str, ended_at: float) -> None:
         """Keep the call's history LEG_RETENTION_S from `ended_at`."""
@@ -124,6 +133,7 @@ class SQLiteMessageHistory:
         self.db.write(lambda db: db.execute(
             "UPDATE message_history_calls SET expires_at = ? WHERE call_sid = ? "
             "AND expires_at > ?", (until, call_sid, now)))
+        self._purge_now_and_then(now)
 
     def entries(self, call_sid: str) -> list[HistoryEntry]:
         """The call's history, oldest first."""
