@@ -34,6 +34,8 @@ from services.use_cases.notify_delivery import Attempt
 log = logging.getLogger("callrelay.history")
 # The outbox's id of a `call.message` event: its prefix, then the message's KX SID.
 MESSAGE_EVENT_PREFIX = "msg_"
+# What a failed write was recording (the label of callrelay_history_write_failures_total).
+HISTORY_OPERATIONS = ("notify", "sdk_message", "forwarding", "call_ended")
 
 
 class HistoryObserver(Protocol):
