@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -16,6 +17,7 @@ from services.store.legs import LegStore
 from services.twilio.conference_access import ConferenceAccess
 from services.twilio.dial_policy import DialObserver, DialPolicy
 from services.twilio.twiml import DialPlan, voice_response
+from services.use_cases.call_history import CallHistory
 from services.use_cases.record_conference import record_conference
 from services.use_cases.record_status import record_status
 from web.request_logs import annotate
@@ -42,8 +44,8 @@ def _message_params() -> dict[str, Any]:
 def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: PublicURLs,
                      dial_policy: DialPolicy, dial_observer: DialObserver, legs: LegStore,
                      forwarding: Forwarding | None, *,
-                     conferences: ConferenceStore,
-                     conference_access: ConferenceAccess) -> Blueprint:
+                     conferences: ConferenceStore, conference_access: ConferenceAccess,
+                     history: CallHistory | None = None) -> Blueprint:
     """POST /twilio/voice, /status, /conference and /messages, behind Twilio's signature."""
     bp = Blueprint("twilio", __name__)
 
@@ -51,7 +53,7 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
 
     def record(params: dict[str, str], voice_request: bool = False) -> None:
         recorded = record_status(legs, forwarding, params, urls.base(request) + MESSAGES_PATH,
-                                 retention, voice_request=voice_request)
+                                 retention, voice_request=voice_request, history=history)
         leg = recorded.leg
         if leg is None:
             annotate(reported=recorded.event.status, stale=True)
@@ -99,11 +101,22 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     def messages() -> Response:
         """A message from a Voice SDK (subscription callback): answered once durably queued."""
         msg = parse_message(_message_params())
+        if msg.is_stale(time.time()):
+            # A replay, not news: queued again, it would reach the backend under a fresh
+            # webhook-timestamp. Acknowledged (Twilio stops), recorded nowhere.
+            log.warning("stale sdk message ignored: Twilio stamped it too long ago", extra={
+                "call_sid": msg.call_sid, "message_sid": msg.sid,
+                "age_s": round(time.time() - (msg.timestamp or 0))})
+            return Response(status=204)
+        leg = legs.get(msg.call_sid)
+        if history is not None:  # before it is queued: "pending" comes before "forwarded"
+            history.sdk_message(msg, leg, forwarded=forwarding is not None
+                                and "messages" in forwarding.events)
         if forwarding is None:
             log.warning("sdk message dropped: FORWARD_URL is not set",
                         extra={"call_sid": msg.call_sid, "message_sid": msg.sid})
             return Response(status=204)
-        forwarding.message_received(msg, legs.get(msg.call_sid))
+        forwarding.message_received(msg, leg)
         return Response(status=204)
 
     return bp

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.forwarding.delivery import DeliveryOptions, Forwarder
@@ -28,11 +26,9 @@ class Forwarding:
     """Queues events in the outbox and keeps the delivery and subscription threads going."""
 
     def __init__(self, outbox: ForwardingStore, forwarder: Forwarder,
-                 subscriber: Subscriber | None, events: frozenset[str],
-                 clock: Callable[[], float] = time.time) -> None:
+                 subscriber: Subscriber | None, events: frozenset[str]) -> None:
         self.outbox, self.forwarder, self.subscriber = outbox, forwarder, subscriber
         self.events = events
-        self.clock = clock
         self._stopped = False
 
     def start(self) -> None:
@@ -59,18 +55,10 @@ class Forwarding:
             self.forwarder.wake()
 
     def message_received(self, msg: SdkMessage, leg: Leg | None) -> bool:
-        """Queue a `call.message` durably; False when it was queued before, is a replay of
-        one the outbox may have forgotten, or is not wanted."""
+        """Queue a `call.message` durably; False when it was queued before (or is not wanted)."""
         if "messages" not in self.events:
             log.warning("sdk message not forwarded: FORWARD_EVENTS leaves messages out",
                         extra={"call_sid": msg.call_sid, "message_sid": msg.sid})
-            return False
-        now = self.clock()
-        if msg.is_stale(now):
-            # Queued again, it would reach the backend under a fresh webhook-timestamp.
-            log.warning("stale sdk message ignored: Twilio stamped it too long ago", extra={
-                "call_sid": msg.call_sid, "message_sid": msg.sid,
-                "age_s": round(now - (msg.timestamp or now))})
             return False
         queued = self.outbox.enqueue(message_event(msg, leg))
         if queued:

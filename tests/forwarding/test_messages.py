@@ -155,7 +155,7 @@ def test_a_message_replayed_after_the_dedup_window_is_not_queued_again(fwd, fwd_
     """Issue #17, item 10: the outbox remembers a message id for a day; Twilio's Timestamp
     says what is older than that, which would otherwise reach the backend again under a fresh
     webhook-timestamp."""
-    caplog.set_level(logging.WARNING, logger="callrelay.forwarding")
+    caplog.set_level(logging.WARNING, logger="callrelay.webhooks")
     call = fwd.answered(sdk_calls_phone(ACCOUNT_SID))
     yesterdays = sdk_message(call.sdk_sid, {"n": 1}, sent_at=time.time() - 25 * 3600)
     if post is post_form:  # the form's Timestamp in RFC 2822, as Twilio's status callbacks
@@ -168,6 +168,9 @@ def test_a_message_replayed_after_the_dedup_window_is_not_queued_again(fwd, fwd_
     assert [row[0] for row in outbox_rows(fwd_app)] == [f"msg_{todays['Sid']}"]
     (line,) = [r for r in caplog.records if "stale sdk message" in r.getMessage()]
     assert line.message_sid == yesterdays["Sid"] and line.age_s >= 25 * 3600
+    # Recorded nowhere: the call's history holds today's message only.
+    history = fwd.get(f"/calls/{call.sdk_sid}/messages").json["messages"]
+    assert [m["sid"] for m in history] == [todays["Sid"]]
 
 
 def test_the_stale_window_is_well_inside_the_dedup_window():
