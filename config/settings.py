@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 from dotenv import load_dotenv
 
@@ -25,6 +26,11 @@ from services.legs.rules import Retention
 __all__ = ["ConfigError", "ForwardingSettings", "ServingSettings", "Settings"]
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
+# Published in .env.example for the local sandbox: anyone could sign webhooks or mint tickets
+# with them, so they are refused anywhere but next to the local Twilio mock.
+SANDBOX_SECRETS = frozenset({"sandbox-auth-token-not-a-secret",
+                             "sandbox-conference-ticket-secret-not-a-secret"})
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 API_KEY_RE = re.compile(r"^SK[0-9a-fA-F]{32}$")
 
 
@@ -47,14 +53,20 @@ class Settings:
     store_pool_size: int = DEFAULT_POOL_SIZE
     twilio_caller_id: str | None = None
     inbound_client_identity: str | None = None
-    # Dial policy (toll fraud): E.164 prefixes an SDK may dial ("*": any) and SIP domains.
+    # Dial policy (toll fraud): E.164 prefixes and ISO region codes an SDK may dial ("*": any)
+    # and SIP domains.
     dial_allow: tuple[str, ...] = ()
     dial_sip_domains: frozenset[str] = frozenset()
+    # Conference joins: by tickets the app's backend mints with this secret, or open to anyone.
+    conference_ticket_secret: str | None = field(default=None, repr=False)
+    dial_conferences_open: bool = False
     log_level: str = "INFO"
     twilio_timeout_s: float = 10.0
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
+    # Keep message content in the calls' histories (it may hold personal data).
+    message_log_content: bool = False
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
 
@@ -62,8 +74,8 @@ class Settings:
     def secrets(self) -> tuple[str | None, ...]:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
-                *self.forwarding.secrets, store_password(self.store_url),
-                *self.relay_api_tokens)
+                *self.forwarding.secrets, self.conference_ticket_secret,
+                store_password(self.store_url), *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:
@@ -113,11 +125,27 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+            message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),
             serving=read_serving(reader),
         )
+        _refuse_published_secrets(reader, settings)
         reader.check()
         return settings
+
+
+def _refuse_published_secrets(reader: EnvReader, settings: Settings) -> None:
+    """The sandbox's secrets, published in .env.example, only with the local Twilio mock."""
+    api = urlparse(settings.twilio_api_base_url)
+    if api.hostname in LOCAL_HOSTS:
+        return
+    published = {"TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
+                 "CONFERENCE_TICKET_SECRET": settings.conference_ticket_secret}
+    for name, value in published.items():
+        if value in SANDBOX_SECRETS:
+            reader.problem(f"{name} is malformed: it is the sandbox's, published in "
+                           ".env.example, and works only with TWILIO_API_BASE_URL on this "
+                           "machine (127.0.0.1 or localhost); set your own")
 
 
 def _relay_api_tokens(reader: EnvReader) -> tuple[str, ...]:

@@ -26,8 +26,9 @@ from tests.support.tcp_proxy import silent_port, tcp_proxy
 
 pytestmark = pytest.mark.postgres
 TABLES = {"callrelay_schema", "callrelay_legs", "callrelay_tombstones", "callrelay_registry",
-          "callrelay_conferences", "callrelay_conference_participants", "callrelay_outbox",
-          "callrelay_leases"}
+          "callrelay_conferences", "callrelay_conference_participants",
+          "callrelay_conference_tombstones", "callrelay_outbox", "callrelay_leases",
+          "callrelay_message_history", "callrelay_message_history_calls"}
 RETENTION = Retention(leg_retention_s=60, max_call_duration_s=600)
 
 
@@ -185,6 +186,24 @@ def test_expired_rows_are_purged_by_writes_a_batch_at_a_time(postgres_factory: S
     store.apply(ev(sid(), "ringing"))
     assert count_rows(postgres_factory.location, "callrelay_legs") == 2
     assert [store.get(leg) for leg in legs[:3]] == [None] * 3
+
+
+def test_the_purge_buries_a_leg_whose_end_never_came(postgres_factory: StoreFactory,
+                                                     clock: FakeClock) -> None:
+    store = postgres_factory(RETENTION, clock)
+    silent = sid()
+    store.apply(ev(silent, "in-progress", from_="client:alice", direction="inbound"))
+    clock.advance(RETENTION.max_call_duration_s + 1)
+    store.purge()  # expired a second ago: left for a writer whose clock is a little behind
+    assert count_rows(postgres_factory.location, "callrelay_legs") == 1
+    clock.advance(60)
+    assert store.purge() == 1
+    assert count_rows(postgres_factory.location, "callrelay_legs") == 0
+    # Its tombstone says it ended when it expired, as completed, and a replay records nothing.
+    replayed = store.apply(ev(silent, "ringing", from_="client:alice", direction="inbound"))
+    assert (replayed.status, replayed.ended_at, replayed.forgotten) == (
+        "completed", clock.now - 61, True)
+    assert store.get(silent) is None and store.live_sdk_legs("alice") == []
 
 
 def test_a_pool_holds_at_most_its_size_of_connections(postgres_database: str) -> None:

@@ -19,11 +19,13 @@ from services.legs.conferences import (
     Participant,
     expires_at,
     fold,
+    from_tombstone,
     participant_order,
+    tombstone,
 )
 from services.legs.rules import Retention
 from services.store.postgres.database import Connection, PostgresDatabase
-from services.store.postgres.purge import PURGE_BATCH, Purges
+from services.store.postgres.purge import PURGE_BATCH, Purges, bounded_delete
 from services.store.postgres.schema import LOCK_NAMESPACE
 
 COLUMNS = "conference_sid, friendly_name, account_sid, started_at, ended_at, updated_at"
@@ -42,9 +44,16 @@ ON CONFLICT (conference_sid, call_sid) DO UPDATE SET
 """
 PARTICIPANTS = ("SELECT call_sid, joined_seq, joined_at, left_seq, left_at "
                 "FROM callrelay_conference_participants WHERE conference_sid = %s")
+BURY = """
+INSERT INTO callrelay_conference_tombstones VALUES (%s, %s, %s)
+ON CONFLICT (conference_sid) DO UPDATE SET
+    ended_at = excluded.ended_at, expires_at = excluded.expires_at
+"""
 # The per-conference lock: (namespace, hashtext of the SID). Two SIDs that share a hash only
 # take turns, which costs nothing but a short wait.
 LOCK = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+# Expired conferences go a batch at a time with their participants; one whose end was never
+# reported leaves its tombstone as it goes (ended ones have theirs already), unless that ran out.
 PURGE = """
 WITH gone AS (
     DELETE FROM callrelay_conferences WHERE conference_sid IN (
@@ -54,10 +63,15 @@ WITH gone AS (
         AND pg_try_advisory_xact_lock(%(namespace)s, hashtext(conference_sid))
         LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
     AND expires_at <= %(now)s
-    RETURNING conference_sid
+    RETURNING conference_sid, ended_at, expires_at
 ), participants AS (
     DELETE FROM callrelay_conference_participants
     WHERE conference_sid IN (SELECT conference_sid FROM gone)
+), buried AS (
+    INSERT INTO callrelay_conference_tombstones
+    SELECT conference_sid, expires_at, expires_at + %(tombstone_s)s FROM gone
+    WHERE ended_at IS NULL AND expires_at + %(tombstone_s)s > %(now)s
+    ON CONFLICT (conference_sid) DO NOTHING
 )
 SELECT count(*) FROM gone
 """
@@ -98,7 +112,9 @@ class PostgresConferenceStore:
 
         def fold_in(conn: Connection) -> Conference:
             conn.execute(LOCK, (LOCK_NAMESPACE, sid))
-            current = self._load(conn, sid, now)
+            current, buried = self._load(conn, sid, now)
+            if buried is not None:
+                return buried  # forgotten: nothing is recorded
             conference = fold(current, event, now)
             if conference is not current:
                 if current is None:  # participants of a forgotten conference of this SID
@@ -113,19 +129,30 @@ class PostgresConferenceStore:
                            if p not in old]
                 if changed:
                     conn.cursor().executemany(UPSERT_PARTICIPANT, changed)
+                if conference.is_ended:
+                    # In the same transaction: whenever the row goes, this SID stays ended.
+                    conn.execute(BURY, (sid, *tombstone(conference, self.retention)))
             return conference
 
         conference = self.db.transaction(fold_in)
         self._purges.maybe(now)
         return conference
 
-    @staticmethod
-    def _load(conn: Connection, sid: str, now: float) -> Conference | None:
-        row = conn.execute(f"SELECT {COLUMNS} FROM callrelay_conferences "  # noqa: S608
-                           "WHERE conference_sid = %s AND expires_at > %s", (sid, now)).fetchone()
-        if row is None:
-            return None
-        return _conference(row, conn.execute(PARTICIPANTS, (sid,)).fetchall())
+    def _load(self, conn: Connection, sid: str,
+              now: float) -> tuple[Conference | None, Conference | None]:
+        """(the retained conference, or the one its tombstone describes once forgotten)."""
+        row = conn.execute(f"SELECT {COLUMNS}, expires_at FROM callrelay_conferences "  # noqa: S608
+                           "WHERE conference_sid = %s", (sid,)).fetchone()
+        if row is not None:
+            conference = _conference(row, conn.execute(PARTICIPANTS, (sid,)).fetchall())
+            if row[-1] > now:
+                return conference, None
+            # Forgotten but not purged yet: answered from the tombstone the purge will write.
+            ended_at, until = tombstone(conference, self.retention)
+            return None, (from_tombstone(sid, ended_at) if until > now else None)
+        tomb = conn.execute("SELECT ended_at FROM callrelay_conference_tombstones "
+                            "WHERE conference_sid = %s AND expires_at > %s", (sid, now)).fetchone()
+        return None, (from_tombstone(sid, tomb[0]) if tomb else None)
 
     def _read(self, where: str, args: tuple[Any, ...]) -> Conference | None:
         def read(conn: Connection) -> Conference | None:
@@ -151,11 +178,18 @@ class PostgresConferenceStore:
                           (friendly_name, self.clock()))
 
     def purge(self) -> int:
-        """Forget conferences (and their participants) whose retention has run out; bounded."""
+        """Forget conferences (and their participants) whose retention has run out, and
+        tombstones whose time has come; bounded."""
         now = self.clock()
-        rows = self.db.rows(PURGE, {"now": now, "batch": PURGE_BATCH,
-                                    "namespace": LOCK_NAMESPACE})
-        forgotten = int(rows[0][0])
+        args = {"now": now, "batch": PURGE_BATCH, "namespace": LOCK_NAMESPACE,
+                "tombstone_s": self.retention.tombstone_s}
+
+        def forget(conn: Connection) -> int:
+            row = conn.execute(PURGE, args).fetchone()
+            bounded_delete(conn, "callrelay_conference_tombstones", "conference_sid", now)
+            return int(row[0]) if row else 0
+
+        forgotten = self.db.run(forget)
         self._purges.done(now, full=forgotten >= PURGE_BATCH)
         return forgotten
 

@@ -11,11 +11,13 @@ from services.legs.model import STATUS_RANK, Leg, LegEvent
 from services.legs.rules import Retention, call_order, expires_at, from_tombstone, merge
 from services.store.postgres import registry
 from services.store.postgres.database import PostgresDatabase
-from services.store.postgres.leg_merge import APPLY, COLUMNS, CURRENT
+from services.store.postgres.leg_merge import APPLY, COLUMNS, CURRENT, PURGE
 from services.store.postgres.purge import PURGE_BATCH, Purges, bounded_delete
 
 # An event racing a purge of its own leg (or tombstone) finds nothing to return; it tries again.
 APPLY_ATTEMPTS = 3
+# The purge leaves a leg's row this long past its expiry (see leg_merge.PURGE).
+PURGE_GRACE_S = 60.0
 
 
 def _leg(row: tuple[Any, ...]) -> Leg:
@@ -99,29 +101,45 @@ class PostgresStore:
         legs = self._select("identity = %s AND ended_at IS NULL", (identity,))
         return sorted((leg for leg in legs if leg.is_live), key=lambda leg: leg.call_sid)
 
-    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
-        """Calls that still have a non-ended leg."""
+    def live_calls(self, limit: int = 1000, *, after: str | None = None,
+                   identity: str | None = None,
+                   statuses: frozenset[str] | None = None) -> list[list[Leg]]:
+        """Open calls with a leg that matches the filters, by call SID, after `after`."""
         now = self.clock()
+        args: dict[str, Any] = {"now": now, "after": after or "",
+                                "limit": limit if limit >= 0 else None,
+                                "identity": identity, "statuses": sorted(statuses or ())}
+        # The calls with a leg that matches the filters (an open leg matches no filter): SQL
+        # built from this module's literals, the values all parameters.
+        match = ["expires_at > %(now)s"]
+        if identity is not None:
+            match.append("identity = %(identity)s")
+        match.append("status = ANY(%(statuses)s)" if statuses is not None
+                     else "ended_at IS NULL")
+        filtered = ("AND coalesce(parent_sid, call_sid) IN (SELECT coalesce(parent_sid, "  # noqa: S608
+                    f"call_sid) FROM callrelay_legs WHERE {' AND '.join(match)}) "
+                    if identity is not None or statuses is not None else "")
         # One query for every leg of up to `limit` open calls: the roots first, then their
         # legs through the primary key and the parent index.
         rows = self.db.rows(
             "WITH roots AS (SELECT DISTINCT coalesce(parent_sid, call_sid) AS sid "  # noqa: S608
             "FROM callrelay_legs WHERE ended_at IS NULL AND expires_at > %(now)s "
-            "LIMIT %(limit)s) "
+            f"AND coalesce(parent_sid, call_sid) > %(after)s {filtered}"
+            "ORDER BY sid LIMIT %(limit)s) "
             f"SELECT {COLUMNS} FROM callrelay_legs WHERE (call_sid IN (SELECT sid FROM roots) "
-            "OR parent_sid IN (SELECT sid FROM roots)) AND expires_at > %(now)s",
-            {"now": now, "limit": limit if limit >= 0 else None})
+            "OR parent_sid IN (SELECT sid FROM roots)) AND expires_at > %(now)s", args)
         calls: dict[str, list[Leg]] = {}
         for leg in map(_leg, rows):
             calls.setdefault(leg.root_sid, []).append(leg)
-        return [sorted(legs, key=call_order) for legs in calls.values()]
+        return [sorted(calls[root], key=call_order) for root in sorted(calls)]
 
     def registry_age(self) -> float:
         """Seconds since this database began recording legs (0 when it was just created)."""
         return registry.registry_age(self.db, self.clock())
 
     def purge(self) -> int:
-        """Forget legs whose retention has run out, and tombstones whose time has come.
+        """Forget legs whose retention has run out (each leaving its tombstone), and
+        tombstones whose time has come.
 
         Bounded: at most PURGE_BATCH rows of each table a call, so a purge riding on a webhook
         stays short; the next write carries on while a batch comes back full.
@@ -129,9 +147,11 @@ class PostgresStore:
         now = self.clock()
 
         def forget(conn: Any) -> int:
-            gone = bounded_delete(conn, "callrelay_legs", "call_sid", now)
+            row = conn.execute(PURGE, {"now": now, "before": now - PURGE_GRACE_S,
+                                       "batch": PURGE_BATCH,
+                                       "tombstone_s": self.retention.tombstone_s}).fetchone()
             bounded_delete(conn, "callrelay_tombstones", "call_sid", now)
-            return gone
+            return int(row[0])
 
         forgotten = self.db.run(forget)
         self._purges.done(now, full=forgotten >= PURGE_BATCH)

@@ -16,7 +16,8 @@ LOCK_NAMESPACE = 0x63616C6C
 MIGRATE_KEY = 0
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: legs, tombstones, the registry's birth, conferences, the outbox and named leases.
+    # 1: legs, tombstones, the registry's birth, conferences, the outbox, named leases and the
+    # message history.
     """
     CREATE TABLE callrelay_legs (
         call_sid    text PRIMARY KEY,
@@ -62,6 +63,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX callrelay_conferences_name ON callrelay_conferences (friendly_name)
         WHERE friendly_name IS NOT NULL;
     CREATE INDEX callrelay_conferences_expiry ON callrelay_conferences (expires_at);
+    -- One small row per forgotten conference (ended, or expired without an end), kept far
+    -- longer than the conference (Retention.tombstone_s): a replayed callback cannot revive it.
+    CREATE TABLE callrelay_conference_tombstones (
+        conference_sid text PRIMARY KEY,
+        ended_at       double precision NOT NULL,
+        expires_at     double precision NOT NULL
+    );
+    CREATE INDEX callrelay_conference_tombstones_expiry
+        ON callrelay_conference_tombstones (expires_at);
     CREATE TABLE callrelay_conference_participants (
         conference_sid text NOT NULL,
         call_sid       text NOT NULL,
@@ -95,6 +105,33 @@ MIGRATIONS: tuple[str, ...] = (
         name       text PRIMARY KEY,
         expires_at double precision NOT NULL
     );
+    -- Each call's messages (services/store/history.py), and one row per call with a history:
+    -- when the whole history may go (a call's legs go together).
+    CREATE TABLE callrelay_message_history (
+        call_sid        text NOT NULL,
+        entry_id        text NOT NULL,
+        at              double precision NOT NULL,
+        direction       text NOT NULL,
+        leg_sid         text NOT NULL,
+        status          text NOT NULL,
+        size            integer NOT NULL,
+        sid             text,
+        leg             text,
+        identity        text,
+        idempotency_key text,
+        attempts        integer,
+        error           text,
+        content         text,
+        PRIMARY KEY (call_sid, entry_id)
+    );
+    CREATE INDEX callrelay_message_history_order
+        ON callrelay_message_history (call_sid, at, entry_id);
+    CREATE TABLE callrelay_message_history_calls (
+        call_sid   text PRIMARY KEY,
+        expires_at double precision NOT NULL
+    );
+    CREATE INDEX callrelay_message_history_expiry
+        ON callrelay_message_history_calls (expires_at);
     """,
 )
 

@@ -3,9 +3,11 @@
 Layout, under `prefix`: a hash per leg (`leg:<sid>`), and three sorted sets of leg SIDs scored
 by each leg's expiry, so expired members read as absent and are pruned by score:
 `children:<parent sid>`, `identity:<identity>` (legs not ended) and `open` (legs not ended,
-the source of `live_calls`); `registry:started_at` (see registry.py); and a string per
-ended leg (`ended:<sid>`, "<status> <ended_at> <expires_at>") that outlives its hash, so a
-replayed callback cannot revive a forgotten leg. Every key carries a TTL.
+the source of `live_calls`); `registry:started_at` (see registry.py); and a tombstone per leg
+(`ended:<sid>`, "<status> <ended_at> <expires_at>") that outlives its hash, so a replayed
+callback cannot revive a forgotten leg. A leg not ended has its tombstone written ahead, as it
+will read once the hash expires without an end (Retention's `tombstone`): nothing runs when a
+TTL does. Every key carries a TTL.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 
 from services.errors import StoreUnavailable
-from services.legs.model import Leg, LegEvent
+from services.legs.model import TERMINAL, Leg, LegEvent
 from services.legs.rules import (
     Retention,
     call_order,
     expires_at,
     from_tombstone,
     merge,
-    tombstone_expires_at,
+    tombstone,
 )
 from services.store.redis import registry
 from services.store.redis.database import RedisDatabase
@@ -113,7 +115,12 @@ class RedisStore:
         current = _leg(stored, now)
         buried = self._buried(pipe, tomb, event.call_sid, now) if current is None else None
         if buried is not None:
-            return buried  # an ended leg past its retention: nothing is recorded
+            # The two reads are not one snapshot: a writer may have stored the leg, with its
+            # tombstone written ahead, in between. Nothing is written here, so EXEC would not
+            # notice: look again.
+            if _leg(cast(dict[str, str], pipe.hgetall(key)), now) is not None:
+                raise WatchError("the leg was stored meanwhile")
+            return buried  # a leg past its retention: nothing is recorded
         leg = merge(current, event, now)
         if leg is current:
             return leg
@@ -129,11 +136,13 @@ class RedisStore:
         pipe.delete(key)
         pipe.hset(key, mapping=fields)
         pipe.pexpire(key, ttl_ms)
-        if leg.is_ended and not (current and current.is_ended):
-            # Written as the leg ends, in the same transaction as the leg itself.
-            until = tombstone_expires_at(leg, self.retention)
+        if not (current and current.is_ended):
+            # Written as the leg ends, in the same transaction as the leg itself; before that,
+            # with every change, as the leg's expiry would leave it. Read only once the hash
+            # is gone.
+            status, ended_at, until = tombstone(leg, self.retention)
             # Milliseconds keep the value within Redis's embedded strings (<= 44 bytes).
-            pipe.set(tomb, f"{leg.status} {leg.ended_at:.3f} {until:.3f}",
+            pipe.set(tomb, f"{status} {ended_at:.3f} {until:.3f}",
                      px=max(1, math.ceil((until - now) * 1000)))
 
         def index(ikey: str, keep: bool) -> None:
@@ -212,23 +221,42 @@ class RedisStore:
         return sorted((leg for leg in legs if leg.identity == identity and leg.is_live),
                       key=lambda leg: leg.call_sid)
 
-    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
-        """Calls that still have a non-ended leg, the soonest to expire first."""
-        roots: dict[str, None] = {}
+    def live_calls(self, limit: int = 1000, *, after: str | None = None,
+                   identity: str | None = None,
+                   statuses: frozenset[str] | None = None) -> list[list[Leg]]:
+        """Open calls with a leg that matches the filters, by call SID, after `after`."""
+
+        def fits(leg: Leg) -> bool:
+            return ((identity is None or leg.identity == identity)
+                    and (leg.status in statuses if statuses is not None else not leg.is_ended))
+
+        if limit <= 0:
+            return []
         with self.db.errors():
             client, _ = self._redis()
             now = self.clock()
+            # The open legs to start from: an identity's (its index holds only those not
+            # ended), unless an ended leg of it may match; else every open leg.
+            index = (self._key("identity", identity) if identity is not None
+                     and not (statuses and statuses & TERMINAL) else self._open)
+            roots: set[str] = set()
             start = 0
-            while limit < 0 or len(roots) < limit:
-                sids = cast(list[str], client.zrangebyscore(self._open, f"({now!r}", "+inf",
+            while True:
+                sids = cast(list[str], client.zrangebyscore(index, f"({now!r}", "+inf",
                                                             start=start, num=PAGE))
-                for leg in self._fetch(client, sids, now):
-                    if not leg.is_ended and (limit < 0 or len(roots) < limit):
-                        roots[leg.root_sid] = None
+                roots.update(leg.root_sid for leg in self._fetch(client, sids, now)
+                             if not leg.is_ended)
                 if len(sids) < PAGE:
                     break
                 start += PAGE
-            return self._calls(client, list(roots), now)
+            ordered = sorted(root for root in roots if after is None or root > after)
+            calls: list[list[Leg]] = []
+            while ordered and len(calls) < limit:
+                size = min(PAGE, limit - len(calls))  # filters may turn some away: go on
+                batch, ordered = ordered[:size], ordered[size:]
+                calls += [legs for legs in self._calls(client, batch, now)
+                          if any(map(fits, legs)) and not all(leg.is_ended for leg in legs)]
+            return calls[:limit]
 
     def registry_age(self) -> float:
         """Seconds since this Redis began recording legs (0 when its marker was lost)."""
