@@ -74,6 +74,16 @@ class Outbox(Protocol):
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
         ...
 
+    def revive_all(self) -> int:
+        """Queue every dead event again, oldest first (a call's events keep their order);
+        returns how many."""
+        ...
+
+    def delete_dead(self, event_id: str) -> bool:
+        """Drop a dead event for good, its id still known for SEEN_S (a duplicate is not
+        queued again); False when it is not dead."""
+        ...
+
     def close(self) -> None:
         """Release connections."""
         ...
