@@ -48,6 +48,8 @@ class Settings:
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+    # The web console at /console (sign-in with a relay token); off: every console route is 404.
+    console_enabled: bool = True
     serving: ServingSettings = field(default_factory=ServingSettings)
 
     @property
@@ -104,6 +106,7 @@ class Settings:
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
             forwarding=read_forwarding(reader),
+            console_enabled=reader.flag("CONSOLE_ENABLED") is not False,
             serving=read_serving(reader),
         )
         reader.check()
