@@ -34,7 +34,7 @@
     return el("tr", { class: "leg-" + leg.leg + (leg.ended ? " is-ended" : ""), "data-leg": leg.call_sid },
       sid, el("td", null, leg.leg), el("td", null, pill(leg.status)), el("td", null, ...client),
       el("td", { class: "addr" }, leg.from || ""), el("td", { class: "addr" }, leg.to || ""),
-      el("td", { class: "muted" }, leg.direction || ""), el("td", null, clock(leg.updated_at)));
+      el("td", { class: "muted col-dir" }, leg.direction || ""), el("td", null, clock(leg.updated_at)));
   }
 
   function callBody(call, base) {
