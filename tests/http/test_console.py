@@ -1,6 +1,7 @@
 """The console through Flask's test client: sign-in, the session cookie, CSRF and origin checks,
 security headers, CONSOLE_ENABLED, and the test message sent through /notify's use case."""
 
+import logging
 import re
 from html.parser import HTMLParser
 
@@ -267,3 +268,14 @@ def test_an_unknown_call_is_a_404_page(signed_in):
     answer = signed_in.get("/console/calls/CA" + "0" * 32)
     assert answer.status_code == 404 and "call_not_found" in answer.get_data(as_text=True)
     assert signed_in.get("/console/api/calls/nonsense").json["error"]["code"] == "call_not_found"
+
+
+def test_polls_and_static_files_log_at_debug_only_and_pages_at_info(signed_in, relay, caplog):
+    call = relay.answered(sdk_calls_phone(ACCOUNT_SID))
+    caplog.set_level(logging.INFO, logger="callrelay.request")
+    caplog.clear()
+    for path in ("/console/api/calls", f"/console/api/calls/{call.child_sid}",
+                 "/console/static/console.js", f"/console/calls/{call.child_sid}"):
+        assert signed_in.get(path).status_code == 200, path
+    logged = [(r.route, r.status) for r in caplog.records if r.name == "callrelay.request"]
+    assert logged == [("/console/calls/<call_sid>", 200)]
