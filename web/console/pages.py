@@ -22,6 +22,7 @@ from web.console.views import (
     dead_view,
     iso,
     matches,
+    message_view,
 )
 
 DEAD_SHOWN = 200
@@ -45,6 +46,11 @@ def register_pages(bp: Blueprint, parts: ConsoleParts) -> None:
                                "LEG_RETENTION_S ago).", call_sid=call_sid)
         return call_view(parts.legs.call_legs(leg.root_sid))
 
+    def timeline(call: dict[str, Any]) -> list[dict[str, Any]] | None:
+        if parts.history is None:
+            return None
+        return [message_view(m) for m in parts.history.messages(call["call_sid"])]
+
     @bp.get("", strict_slashes=False)
     def calls() -> str:
         """Live calls and their legs, filtered by identity or SID; the script keeps it live."""
@@ -61,14 +67,16 @@ def register_pages(bp: Blueprint, parts: ConsoleParts) -> None:
     @bp.get("/calls/<call_sid>")
     def call(call_sid: str) -> str:
         """One call: its legs, its message timeline, and a form to send it a test message."""
-        return render_template("console/call.html", page="calls", call=one_call(call_sid),
-                               messages=None, now=iso(time.time()),
+        shown = one_call(call_sid)
+        return render_template("console/call.html", page="calls", call=shown,
+                               messages=timeline(shown), now=iso(time.time()),
                                idempotency_key=f"console-{secrets.token_hex(8)}")
 
     @bp.get("/api/calls/<call_sid>")
     def api_call(call_sid: str) -> dict[str, Any]:
-        """What the call page polls: the call's legs."""
-        return {"call": one_call(call_sid), "now": iso(time.time())}
+        """What the call page polls: the call's legs and its messages."""
+        shown = one_call(call_sid)
+        return {"call": shown, "messages": timeline(shown), "now": iso(time.time())}
 
     @bp.get("/conferences")
     def conferences() -> str:

@@ -98,3 +98,14 @@ def dead_view(dead: DeadEvent) -> dict[str, Any]:
             "created_at": iso(dead.created_at), "dead_at": iso(dead.dead_at),
             "body": address(json.dumps(event, indent=2, ensure_ascii=False)
                             if event is not None else dead.body)}
+
+
+def message_view(message: dict[str, Any]) -> dict[str, Any]:
+    """A history entry as the timeline shows it: its content as JSON text, numbers masked."""
+    content = message.get("content")
+    error = message.get("error")
+    return {**message,
+            "content_text": None if content is None else address(
+                json.dumps(content, ensure_ascii=False)),
+            "error": None if not isinstance(error, dict) else {
+                **error, "message": address(str(error.get("message") or "")) or None}}

@@ -53,13 +53,11 @@
       el("span", { class: "muted" }, [m.leg, m.call_sid].filter(Boolean).join(" ")
         + (m.identity ? " · " + m.identity : "")));
     if (m.idempotency_key) item.append(el("span", { class: "muted small" }, "key " + m.idempotency_key));
-    if (m.size !== undefined && m.size !== null) item.append(el("span", { class: "muted small" }, m.size + " B"));
+    if (m.size !== undefined && m.size !== null) item.append(el("span", { class: "muted small" }, m.size + " chars"));
     if (m.error) {
       item.append(el("span", { class: "err" }, m.error.code + (m.error.message ? ": " + m.error.message : "")));
     }
-    if (m.content !== undefined && m.content !== null) {
-      item.append(el("pre", null, typeof m.content === "string" ? m.content : JSON.stringify(m.content)));
-    }
+    if (m.content_text !== undefined && m.content_text !== null) item.append(el("pre", null, m.content_text));
     return item;
   }
 
