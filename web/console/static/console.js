@@ -50,7 +50,7 @@
     const item = el("li", { class: "msg " + m.direction, "data-sid": m.sid || "" },
       el("span", { class: "dir" }, toSdk ? "→ to SDK" : "← from SDK"), clock(m.at), pill(m.status),
       el("span", { class: "sid" }, m.sid || ""),
-      el("span", { class: "muted" }, [m.leg, m.call_sid].filter(Boolean).join(" ")
+      el("span", { class: "on-leg" }, (m.leg || "leg") + " " + (m.call_sid || "")
         + (m.identity ? " · " + m.identity : "")));
     if (m.idempotency_key) item.append(el("span", { class: "muted small" }, "key " + m.idempotency_key));
     if (m.size !== undefined && m.size !== null) item.append(el("span", { class: "muted small" }, m.size + " chars"));
