@@ -9,7 +9,8 @@ import pytest
 
 from app import create_app
 from config.settings import Settings
-from sandbox.calls import phone_calls_sdk, sdk_calls_phone
+from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone
+from services.legs.model import LegEvent
 from tests.support.console import Console, csrf_in, set_cookies
 from tests.support.env import ACCOUNT_SID, OLD_RELAY_TOKEN, PUBLIC_BASE, RELAY_TOKEN, make_env
 from tests.support.relay import Relay
@@ -279,3 +280,21 @@ def test_polls_and_static_files_log_at_debug_only_and_pages_at_info(signed_in, r
         assert signed_in.get(path).status_code == 200, path
     logged = [(r.route, r.status) for r in caplog.records if r.name == "callrelay.request"]
     assert logged == [("/console/calls/<call_sid>", 200)]
+
+
+def test_a_page_lists_at_most_200_calls_and_the_filter_finds_the_others(app, signed_in):
+    legs = app.extensions["callrelay.store"].legs
+    sids = []
+    for n in range(201):
+        sid = new_call_sid()
+        legs.apply(LegEvent(sid, "ringing", from_=f"client:user{n:03}", to="+15005550006"))
+        sids.append(sid)
+    page = signed_in.get("/console/api/calls").json
+    assert len(page["calls"]) == 200 and page["more"] is True
+    assert '<span class="count" id="call-count">200+</span>' in signed_in.get(
+        "/console").get_data(as_text=True)
+    by_sid = signed_in.get(f"/console/api/calls?q={sids[7]}").json
+    assert [c["call_sid"] for c in by_sid["calls"]] == [sids[7]] and by_sid["more"] is False
+    by_name = signed_in.get("/console/api/calls?q=user12").json
+    assert sorted(c["identities"][0] for c in by_name["calls"]) == [
+        f"user12{n}" for n in range(10)]

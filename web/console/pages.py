@@ -26,6 +26,8 @@ from web.console.views import (
 )
 
 DEAD_SHOWN = 200
+# Calls a page lists: more than people read; the filter finds the others.
+CALLS_SHOWN = 200
 
 
 def _newest_first(calls: list[list[Leg]]) -> list[list[Leg]]:
@@ -35,9 +37,19 @@ def _newest_first(calls: list[list[Leg]]) -> list[list[Leg]]:
 def register_pages(bp: Blueprint, parts: ConsoleParts) -> None:
     """Add the pages (GET) to the console's blueprint."""
 
-    def live_calls(needle: str) -> list[dict[str, Any]]:
-        calls = [legs for legs in parts.legs.live_calls() if legs and matches(legs, needle)]
-        return [call_view(legs) for legs in _newest_first(calls)]
+    def live_calls(needle: str) -> tuple[list[dict[str, Any]], bool]:
+        """The live calls that match (newest activity first), at most CALLS_SHOWN; and
+        whether there are more."""
+        if is_call_sid(needle):  # a whole SID: one lookup, not a scan
+            leg = parts.legs.get(needle)
+            found = [parts.legs.call_legs(leg.root_sid)] if leg is not None else []
+            calls = [legs for legs in found if not all(x.is_ended for x in legs)]
+        elif needle:  # a part of an identity or SID: every live call is read (the store's 1000)
+            calls = [legs for legs in parts.legs.live_calls() if legs and matches(legs, needle)]
+        else:  # what an open calls page polls: bounded, whatever the number of calls
+            calls = [legs for legs in parts.legs.live_calls(CALLS_SHOWN + 1) if legs]
+        shown = _newest_first(calls)[:CALLS_SHOWN]
+        return [call_view(legs) for legs in shown], len(calls) > CALLS_SHOWN
 
     def one_call(call_sid: str) -> dict[str, Any]:
         leg = parts.legs.get(call_sid) if is_call_sid(call_sid) else None
@@ -55,14 +67,15 @@ def register_pages(bp: Blueprint, parts: ConsoleParts) -> None:
     def calls() -> str:
         """Live calls and their legs, filtered by identity or SID; the script keeps it live."""
         needle = clean_filter(request.args.get("q"))
-        return render_template("console/calls.html", page="calls", q=needle,
-                               calls=live_calls(needle), now=iso(time.time()))
+        calls, more = live_calls(needle)
+        return render_template("console/calls.html", page="calls", q=needle, calls=calls,
+                               more=more, shown_max=CALLS_SHOWN, now=iso(time.time()))
 
     @bp.get("/api/calls")
     def api_calls() -> dict[str, Any]:
         """What the calls page polls: the live calls that match `q`."""
-        needle = clean_filter(request.args.get("q"))
-        return {"calls": live_calls(needle), "now": iso(time.time())}
+        calls, more = live_calls(clean_filter(request.args.get("q")))
+        return {"calls": calls, "more": more, "now": iso(time.time())}
 
     @bp.get("/calls/<call_sid>")
     def call(call_sid: str) -> str:

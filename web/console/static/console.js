@@ -128,6 +128,7 @@
       const answer = await fetch(table.dataset.src + "/" + encodeURIComponent(sid), { cache: "no-store" });
       if (!answer.ok) return; // forgotten already (LEG_RETENTION_S), or the session ended
       const data = await answer.json();
+      if (!data.call.ended) return; // still live: only out of the page's CALLS_SHOWN
       ended.querySelector("thead").after(callBody(data.call, base));
       while (ended.tBodies.length > ENDED_KEPT) ended.tBodies[ended.tBodies.length - 1].remove();
       endedSection.hidden = false;
@@ -158,7 +159,8 @@
       for (const [sid, body] of current) if (!calls.has(sid)) body.remove();
       if (!sameOrder) for (const sid of next) table.append(current.get(sid));
       order = next;
-      count.textContent = String(next.length);
+      count.textContent = next.length + (data.more ? "+" : "");
+      document.getElementById("more-calls").hidden = !data.more;
       empty.hidden = next.length > 0;
       return "busy";
     }
