@@ -50,8 +50,9 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     metrics = Metrics()
     stores = store or open_stores(settings.store_url, settings.retention)
     twilio = twilio or TwilioRestGateway(settings, observer=metrics)
+    metrics.worker_started(settings.serving.workers)
     relay = build_forwarding(settings.forwarding, stores.outbox, twilio,
-                             forwarding or ForwardingOptions())
+                             forwarding or ForwardingOptions(), metrics)
     notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s,
                         settings.max_call_duration_s, conferences=stores.conferences)
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     app.register_blueprint(api_blueprint(tokens, notifier, stores.legs))
     app.register_blueprint(conferences_blueprint(tokens, stores.conferences, stores.legs))
     app.register_blueprint(dead_events_blueprint(tokens, relay))
-    app.register_blueprint(ops_blueprint(stores.legs, metrics))
+    app.register_blueprint(ops_blueprint(stores.legs, stores.outbox, metrics))
     if settings.console_enabled:  # otherwise every /console route is a 404
         app.register_blueprint(console_blueprint(settings, ConsoleParts(
             stores.legs, stores.conferences, notifier, relay,
@@ -94,13 +95,14 @@ def register_proxy_fix(app: Flask, settings: Settings) -> None:
 
 
 def build_forwarding(config: ForwardingSettings, outbox: ForwardingStore,
-                     twilio: TwilioGateway, options: ForwardingOptions) -> Forwarding | None:
+                     twilio: TwilioGateway, options: ForwardingOptions,
+                     metrics: Metrics | None = None) -> Forwarding | None:
     """The outbox's delivery thread and the subscriber, when FORWARD_URL is set."""
     if not config.enabled:
         return None
-    assert config.url is not None and config.secret is not None
+    assert config.url is not None
     delivery = replace(options.delivery, max_attempts=config.max_attempts)
-    forwarder = Forwarder(outbox, config.url, config.secret, delivery)
+    forwarder = Forwarder(outbox, config.url, config.secrets, delivery, observer=metrics)
     subscriber = (Subscriber(outbox, twilio, options.subscription)
                   if config.subscribe_messages else None)
     return Forwarding(outbox, forwarder, subscriber, config.events)

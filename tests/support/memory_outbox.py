@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.store.outbox import DEAD_S, SEEN_S, Backlog, DeadEvent, OutboxEvent
 from tests.support.memory_store import MemoryLeases
 
 
@@ -137,6 +137,14 @@ class MemoryOutbox(MemoryLeases):
                 return False
             row.state, row.closed_at = "done", now
             return True
+
+    def backlog(self) -> Backlog:
+        """Pending and dead events."""
+        now = self._now()
+        with self._events_lock:
+            self._forget(now)
+            states = [row.state for row in self._rows.values()]
+            return Backlog(pending=states.count("pending"), dead=states.count("dead"))
 
     def close(self) -> None:
         """Nothing to release."""
