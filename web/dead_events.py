@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from services.errors import EventNotFound, ForwardingDisabled, ValidationFailed
 from services.forwarding.service import Forwarding
@@ -28,9 +30,23 @@ def _dead_json(dead: DeadEvent) -> dict[str, Any]:
             "dead_at": _iso(dead.dead_at), "event": json.loads(dead.body)}
 
 
+class EventIdConverter(BaseConverter):
+    """An event id: its kind, an underscore, the rest (msg_KX…, leg_CA…_ringing, test_…).
+
+    Never `retry`: DELETE /events/dead/<id> and POST /events/dead/retry share no URL, so
+    neither advertises the other's method.
+    """
+
+    regex = r"[^/]+_[^/]*"
+
+
 def dead_events_blueprint(auth: BearerTokens, forwarding: Forwarding | None) -> Blueprint:
     """The dead list, behind bearer tokens; 404 forwarding_disabled without FORWARD_URL."""
     bp = Blueprint("dead_events", __name__)
+    @bp.record_once
+    def add_converter(state: BlueprintSetupState) -> None:
+        # Recorded before the routes: their rules are compiled with it as they are added.
+        state.app.url_map.converters["event_id"] = EventIdConverter
 
     def enabled() -> Forwarding:
         if forwarding is None:
@@ -60,7 +76,7 @@ def dead_events_blueprint(auth: BearerTokens, forwarding: Forwarding | None) -> 
         """Queue every dead event again, oldest first, each behind its call's pending events."""
         return {"queued": enabled().revive_all()}, 202
 
-    @bp.delete("/events/dead/<event_id>")
+    @bp.delete("/events/dead/<event_id:event_id>")
     @auth.required
     def delete_dead_event(event_id: str) -> dict[str, Any]:
         """Drop a dead event for good (its id is still recognised as a duplicate)."""

@@ -78,3 +78,9 @@ def test_dead_letter_routes_answer_404_when_forwarding_is_off(relay):
                    relay.client.delete("/events/dead/msg_x", headers=AUTH)):
         assert answer.status_code == 404
         assert answer.json["error"]["code"] == "forwarding_disabled"
+
+
+def test_retry_all_and_delete_share_no_url(relay):
+    allowed = relay.client.options("/events/dead/retry").headers["Allow"]
+    assert set(allowed.split(", ")) == {"POST", "OPTIONS"}
+    assert relay.client.delete("/events/dead/retry", headers=AUTH).status_code == 405
