@@ -47,6 +47,8 @@ class Settings:
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
+    # Keep message content in the calls' histories (it may hold personal data).
+    message_log_content: bool = False
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     # The web console at /console (sign-in with a relay token); off: every console route is 404.
     console_enabled: bool = True
@@ -105,6 +107,7 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+            message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),
             console_enabled=reader.flag("CONSOLE_ENABLED") is not False,
             serving=read_serving(reader),

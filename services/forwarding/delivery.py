@@ -18,9 +18,12 @@ import requests
 from standardwebhooks import Webhook
 
 from services.errors import StoreUnavailable
+from services.store.history import DEAD, FORWARDED
 from services.store.outbox import Outbox, OutboxEvent
 
 log = logging.getLogger("callrelay.forwarder")
+# Told when an event is settled: (event, FORWARDED or DEAD, attempts, the last error or None).
+Settled = Callable[[OutboxEvent, str, int, str | None], None]
 # Why an attempt failed, as metrics count it: a fixed set, whatever the backend answers.
 FAILURE_REASONS = ("http_3xx", "http_4xx", "http_5xx", "timeout", "connection", "other")
 
@@ -99,9 +102,11 @@ class Forwarder:
     def __init__(self, outbox: Outbox, url: str, secrets: str | Sequence[str],
                  options: DeliveryOptions | None = None, *,
                  clock: Callable[[], float] = time.time,
-                 observer: DeliveryObserver | None = None) -> None:
+                 observer: DeliveryObserver | None = None,
+                 on_settled: Settled | None = None) -> None:
         self.outbox, self.url = outbox, url
         self._secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+        self.on_settled = on_settled
         self.options = options or DeliveryOptions()
         self.clock = clock
         self.observer = observer
@@ -188,12 +193,16 @@ class Forwarder:
         if error is None:
             self.outbox.ack(event.id)
             log.info("event forwarded", extra=fields)
+            if self.on_settled is not None:
+                self.on_settled(event, FORWARDED, attempt, None)
         elif attempt >= self.options.max_attempts:
             self.outbox.bury(event.id, self.owner, error)
             if self.observer is not None:
                 self.observer.forward_dead()
             log.error("event undeliverable, moved to the dead list",
                       extra={**fields, "error": error})
+            if self.on_settled is not None:
+                self.on_settled(event, DEAD, attempt, error)
         else:
             delay = self.options.backoff.delay(attempt)
             self.outbox.retry_at(event.id, self.owner, self.clock() + delay, error)

@@ -27,6 +27,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from services.forwarding.delivery import FAILURE_REASONS
+from services.use_cases.call_history import HISTORY_OPERATIONS
 
 # The classic text format every Prometheus version reads (what generate_latest writes).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -120,6 +121,9 @@ class Metrics:
         self.dial_refusals = Counter(
             "callrelay_dial_refused", "Destinations an SDK caller asked for that the dial "
             "policy refused, by reason.", ["reason"], registry=r)
+        self.history_failures = Counter(
+            "callrelay_history_write_failures", "Message-history writes that failed (the "
+            "message itself went on), by operation.", ["operation"], registry=r)
         self.store_errors = Counter(
             "callrelay_store_errors", "Times the store could not be reached, by who noticed: "
             "a request (answered 503 store_unavailable) or the forwarding thread.",
@@ -132,6 +136,8 @@ class Metrics:
             self.store_errors.labels(source)
         for reason in FAILURE_REASONS:
             self.forwards_failed.labels(reason)
+        for operation in HISTORY_OPERATIONS:
+            self.history_failures.labels(operation)
 
     def _forwarding_metrics(self, r: CollectorRegistry) -> None:
         self.forwards_delivered = Counter(
@@ -195,6 +201,10 @@ class Metrics:
     def dial_refused(self, reason: str) -> None:
         """Count one destination the dial policy refused (DialObserver)."""
         self.dial_refusals.labels(reason).inc()
+
+    def history_write_failed(self, operation: str) -> None:
+        """Count one message-history write that failed (HistoryObserver)."""
+        self.history_failures.labels(operation).inc()
 
     def store_error(self, source: str) -> None:
         """Count one time the store could not be reached (a STORE_ERROR_SOURCES)."""
