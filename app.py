@@ -81,7 +81,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     if settings.console_enabled:  # otherwise every /console route is a 404
         app.register_blueprint(console_blueprint(settings, ConsoleParts(
             stores.legs, stores.conferences, notifier, relay,
-            store_kind=settings.store_url.split(":", 1)[0])))
+            store_kind=settings.store_url.split(":", 1)[0], history=history)))
     register_error_handlers(app)
     if relay is not None:
         start_forwarding(app, relay)

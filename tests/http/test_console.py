@@ -298,3 +298,34 @@ def test_a_page_lists_at_most_200_calls_and_the_filter_finds_the_others(app, sig
     by_name = signed_in.get("/console/api/calls?q=user12").json
     assert sorted(c["identities"][0] for c in by_name["calls"]) == [
         f"user12{n}" for n in range(10)]
+
+
+def test_the_call_page_shows_its_messages_sent_and_refused(signed_in, relay, twilio):
+    call = relay.answered(phone_calls_sdk(ACCOUNT_SID, identity="bob"))
+    assert relay.notify({"identity": "bob", "content": {"n": 1}}).status_code == 201
+    twilio.fail_next(1, status=400, code=21220)
+    assert relay.notify({"identity": "bob", "content": {"n": 2}}).status_code == 502
+    data = signed_in.get(f"/console/api/calls/{call.parent_sid}").json
+    shown = [(m["direction"], m["status"], m["call_sid"], m["identity"])
+             for m in data["messages"]]
+    assert shown == [("to_sdk", "sent", call.child_sid, "bob"),
+                     ("to_sdk", "failed", call.child_sid, "bob")]
+    assert data["messages"][0]["sid"] == twilio.messages[0].sid
+    assert data["messages"][1]["error"]["code"] == "twilio_refused"
+    page = signed_in.get(f"/console/calls/{call.child_sid}").get_data(as_text=True)
+    assert twilio.messages[0].sid in page and "→ to SDK" in page
+    assert '<span class="pill s-failed">failed</span>' in page
+
+
+def test_message_content_is_shown_only_when_kept_and_with_numbers_masked(tmp_path, twilio):
+    app = build(tmp_path, twilio, MESSAGE_LOG_CONTENT="true")
+    relay, console = Relay(app.test_client()), Console(app.test_client())
+    console.sign_in()
+    call = relay.answered(phone_calls_sdk(ACCOUNT_SID, identity="bob"))
+    relay.notify({"identity": "bob", "content": {"callback": "+15005550006"}})
+    page = console.get(f"/console/calls/{call.parent_sid}").get_data(as_text=True)
+    assert "+15005550006" not in page
+    assert "{&#34;callback&#34;: &#34;+1500****006&#34;}" in page
+    [message] = console.get(f"/console/api/calls/{call.parent_sid}").json["messages"]
+    assert message["content_text"] == '{"callback": "+1500****006"}'
+    app.extensions["callrelay.store"].close()
