@@ -39,7 +39,8 @@ def store_calls_of_callbacks(tmp_path, twilio, console: str, watch: bool) -> lis
     calls: list[str] = []
     app = create_app(settings, store=Stores(Recording(stores.legs, calls),
                                             Recording(stores.outbox, calls),
-                                            Recording(stores.conferences, calls)))
+                                            Recording(stores.conferences, calls),
+                                            Recording(stores.history, calls)))
     relay = Relay(app.test_client())
     if watch:  # someone is signed in, with the calls page open
         browser = Console(app.test_client())
@@ -56,5 +57,6 @@ def test_a_callback_makes_the_same_store_calls_with_the_console_on_or_off(tmp_pa
     off = store_calls_of_callbacks(tmp_path / "off", twilio, "false", watch=False)
     on = store_calls_of_callbacks(tmp_path / "on", twilio, "true", watch=False)
     watched = store_calls_of_callbacks(tmp_path / "watched", twilio, "true", watch=True)
-    assert off == ["apply"] * 12  # one write per webhook, nothing else
+    # Per call: one write per webhook, and the history told when the parent leg ended.
+    assert off == (["apply"] * 6 + ["call_ended"]) * 2
     assert on == off and watched == off
