@@ -10,6 +10,7 @@ import pytest
 from app import create_app
 from config.settings import Settings
 from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone
+from sandbox.conference import conference_call
 from services.legs.model import LegEvent
 from tests.support.console import Console, csrf_in, set_cookies
 from tests.support.env import ACCOUNT_SID, OLD_RELAY_TOKEN, PUBLIC_BASE, RELAY_TOKEN, make_env
@@ -329,3 +330,24 @@ def test_message_content_is_shown_only_when_kept_and_with_numbers_masked(tmp_pat
     [message] = console.get(f"/console/api/calls/{call.parent_sid}").json["messages"]
     assert message["content_text"] == '{"callback": "+1500****006"}'
     app.extensions["callrelay.store"].close()
+
+
+def test_conferences_of_live_calls_are_shown_with_their_participants(signed_in, relay):
+    call = conference_call(ACCOUNT_SID, name="standup")
+    relay.play(call.answer)
+    page = signed_in.get("/console/conferences").get_data(as_text=True)
+    assert "standup" in page and call.conference_sid in page
+    rows = re.findall(r"<tr>\s*<td.*?</tr>", page, re.S)  # the participants, present
+    assert len(rows) == 3
+    by_sid = {sid: row for row in rows for sid in [*call.sdk_sids.values(), call.phone_sid]
+              if sid in row}
+    for identity, sid in call.sdk_sids.items():
+        assert "SDK</span> " + identity in by_sid[sid]
+    assert "call not seen by callrelay" in by_sid[call.phone_sid]
+    relay.play(call.hangup)
+    assert call.conference_sid not in signed_in.get("/console/conferences").get_data(
+        as_text=True)  # no live call is in it any more
+    ended = signed_in.get("/console/conferences?ref=standup").get_data(as_text=True)
+    assert call.conference_sid in ended and "s-completed" in ended
+    unknown = signed_in.get("/console/conferences?ref=nobody-here").get_data(as_text=True)
+    assert "callrelay knows no conference with this name" in unknown
