@@ -26,6 +26,8 @@ from services.use_cases.call_history import CallHistory
 from services.use_cases.notify import Notifier
 from web.api import api_blueprint
 from web.conferences import conferences_blueprint
+from web.console.blueprint import console_blueprint
+from web.console.parts import ConsoleParts
 from web.dead_events import dead_events_blueprint
 from web.errors import register_error_handlers
 from web.ops import ops_blueprint
@@ -81,6 +83,10 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     app.register_blueprint(conferences_blueprint(tokens, stores.conferences, stores.legs))
     app.register_blueprint(dead_events_blueprint(tokens, relay))
     app.register_blueprint(ops_blueprint(stores.legs, stores.outbox, metrics))
+    if settings.console_enabled:  # otherwise every /console route is a 404
+        app.register_blueprint(console_blueprint(settings, ConsoleParts(
+            stores.legs, stores.conferences, notifier, relay,
+            store_kind=settings.store_url.split(":", 1)[0], history=history)))
     register_error_handlers(app)
     if relay is not None:
         start_forwarding(app, relay)

@@ -60,6 +60,8 @@ class Settings:
     # Keep message content in the calls' histories (it may hold personal data).
     message_log_content: bool = False
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+    # The web console at /console (sign-in with a relay token); off: every console route is 404.
+    console_enabled: bool = True
     serving: ServingSettings = field(default_factory=ServingSettings)
 
     @property
@@ -117,6 +119,7 @@ class Settings:
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
             message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),
+            console_enabled=reader.flag("CONSOLE_ENABLED") is not False,
             serving=read_serving(reader),
         )
         _refuse_published_secrets(reader, settings)

@@ -103,6 +103,13 @@ def check(store: str, redis_url: str | None, workdir: Path) -> None:
             if message["call_sid"] != call.parent_sid or not message["sid"].startswith("KX"):
                 raise CheckFailed(f"/notify sent to the wrong leg: {message}")
             play(call.hangup, base, base, auth_token, 0, http)
+            # The console's templates and static files ship with the code, not from a build.
+            login = http.get(base + "/console/login", timeout=30)
+            style = http.get(base + "/console/static/console.css", timeout=30)
+            if login.status_code != 200 or "csrf_token" not in login.text \
+                    or style.status_code != 200:
+                raise CheckFailed(f"the console's sign-in page answered {login.status_code}, "
+                                  f"its stylesheet {style.status_code}")
         status = _stop(web)
         if status != 0:
             raise CheckFailed(f"the service exited with status {status} after SIGTERM")
@@ -140,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                           file=sys.stderr, flush=True)
                 return 1
             print(f"deploy check ({store}): booted from the Procfile, /readyz 200, a signed "
-                  f"call, /notify 201 to the SDK's leg, SIGTERM exit 0 "
+                  f"call, /notify 201 to the SDK's leg, the console's sign-in page, "
+                  f"SIGTERM exit 0 "
                   f"({time.monotonic() - started:.1f} s)", flush=True)
     return 0
 
