@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,8 @@ def sdk_sends(service: Service, call_sid: str, content: Any) -> str:
     sid = new_message_sid()
     body = json.dumps({"ContentType": "application/json", "Content": json.dumps(content),
                        "SequenceNumber": 1, "CallSid": call_sid, "AccountSid": ACCOUNT_SID,
-                       "Timestamp": "2026-11-27T10:00:00Z", "Sid": sid}).encode()
+                       "Timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
+                       "Sid": sid}).encode()
     path = f"/twilio/messages?bodySHA256={hashlib.sha256(body).hexdigest()}"
     answer = requests.post(service.url + path, data=body, timeout=10, headers={
         "Content-Type": "application/json", "X-Twilio-Signature": sign(service.url + path, {})})
