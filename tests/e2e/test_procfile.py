@@ -142,3 +142,13 @@ def test_every_bad_variable_is_named_at_once(tmp_path, twilio):
         "callrelay: configuration error: GUNICORN_CONNECTIONS is malformed: expected a whole "
         "number",
     ]
+
+
+def test_a_store_that_cannot_be_opened_stops_the_master_with_one_line(tmp_path, twilio):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    run = _procfile_with(tmp_path, twilio, STORE_URL=f"sqlite:///{blocker}/callrelay.sqlite3")
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    (line,) = run.stderr.splitlines()
+    assert line.startswith("callrelay: the SQLite store cannot be opened: ")
+    assert "Traceback" not in run.stdout + run.stderr
