@@ -47,8 +47,9 @@ workers = serving.workers
 # on Twilio, or a client that sends half a request and stalls, costs a few KiB and no worker
 # capacity. The worker monkey-patches sockets and threading when it starts, before the app is
 # built; SQLite's blocking calls run off the event loop (services/store/sqlite/writes.py). See
-# docs/sizing.md.
-worker_class = "gevent"
+# docs/sizing.md. The requests gunicorn refuses itself (400, 414, 431) are answered in
+# callrelay's JSON envelope, not gunicorn's HTML page (config/worker.py).
+worker_class = "config.worker.JSONErrorsWorker"
 # Connections (and so requests in flight) per worker; beyond it, connections wait in the
 # listen backlog.
 worker_connections = serving.connections
