@@ -48,6 +48,8 @@ class Settings:
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
+    # Keep message content in the calls' histories (it may hold personal data).
+    message_log_content: bool = False
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
 
@@ -55,7 +57,7 @@ class Settings:
     def secrets(self) -> tuple[str | None, ...]:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
-                self.forwarding.secret, *self.relay_api_tokens)
+                *self.forwarding.secrets, *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:
@@ -104,6 +106,7 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+            message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),
             serving=read_serving(reader),
         )

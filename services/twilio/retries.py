@@ -73,6 +73,9 @@ class Retrier:
                 self.set_attempt_timeout(min(self.policy.attempt_timeout_s, remaining))
                 try:
                     return _attempt(operation, what)
+                except TwilioRefused as refused:
+                    refused.details["attempts"] = attempt  # as the other errors say theirs
+                    raise
                 except _Retryable as failure:
                     last = failure
                     delay = self.policy.delay(attempt)
