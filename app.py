@@ -101,11 +101,15 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
 
 
 def register_proxy_fix(app: Flask, settings: Settings) -> None:
-    """Believe X-Forwarded-* from TRUSTED_PROXY_HOPS proxies (Heroku's and Render's routers)."""
+    """Believe X-Forwarded-For and -Proto from TRUSTED_PROXY_HOPS proxies (Heroku's and Render's
+    routers), and their -Host, -Port and -Prefix only while the public URL is unknown."""
     hops = settings.trusted_proxy_hops
+    # With the public URL known (PUBLIC_BASE_URL, or the platform's), nothing is built from
+    # the request's host: a forged X-Forwarded-Host has nothing to change.
+    rebuild = 0 if settings.public_base_url else hops
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
-                                x_host=hops, x_port=hops, x_prefix=hops)
+                                x_host=rebuild, x_port=rebuild, x_prefix=rebuild)
 
 
 def build_forwarding(config: ForwardingSettings, outbox: ForwardingStore,

@@ -13,7 +13,7 @@ from dotenv import load_dotenv
 from config.dialling import read_dialling
 from config.forwarding import ForwardingSettings, read_forwarding
 from config.reader import ConfigError, EnvReader
-from config.serving import ServingSettings, read_serving
+from config.serving import ServingSettings, read_public_base_url, read_serving
 from config.stores import DEFAULT_STORE_URL, read_store_url
 from services.legs.rules import Retention
 
@@ -40,6 +40,7 @@ class Settings:
     twilio_api_base_url: str = "https://api.twilio.com"
     # Secret of a Webhook Rules SharedKey (HMAC-SHA256 signatures); the Auth Token otherwise.
     twilio_webhook_secret: str | None = field(default=None, repr=False)
+    # PUBLIC_BASE_URL, or the platform's own URL; None: rebuilt from X-Forwarded-* per request.
     public_base_url: str | None = None
     trusted_proxy_hops: int = 1
     store_url: str = DEFAULT_STORE_URL
@@ -107,7 +108,7 @@ class Settings:
             twilio_api_secret=api_secret,
             twilio_api_base_url=reader.url("TWILIO_API_BASE_URL") or cls.twilio_api_base_url,
             twilio_webhook_secret=reader.optional("TWILIO_WEBHOOK_SECRET"),
-            public_base_url=reader.url("PUBLIC_BASE_URL"),
+            public_base_url=read_public_base_url(reader),
             trusted_proxy_hops=reader.whole("TRUSTED_PROXY_HOPS", 1, minimum=0),
             store_url=read_store_url(reader),
             inbound_client_identity=reader.optional("INBOUND_CLIENT_IDENTITY"),

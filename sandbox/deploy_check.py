@@ -27,7 +27,7 @@ import requests
 
 from sandbox.calls import sdk_calls_phone
 from sandbox.devtools import ROOT, free_port, procfile_web
-from sandbox.simulate import play
+from sandbox.simulate import SimulationFailed, answer_call, play
 from sandbox.twilio_mock import IDENTITY_PATH
 
 GRACEFUL_TIMEOUT_S = 20  # config/gunicorn.conf.py's graceful_timeout
@@ -93,7 +93,7 @@ def check(store: str, redis_url: str | None, workdir: Path) -> None:
         _wait(base + "/readyz", web, "the web process")
         call = sdk_calls_phone(account_sid, identity="deploy-check")
         with requests.Session() as http:
-            play(call.answer, base, base, auth_token, 0, http)
+            call = answer_call(call, base, base, auth_token, 0, http)
             sent = http.post(base + "/notify", timeout=30,
                              headers={"Authorization": f"Bearer {relay_token}"},
                              json={"identity": "deploy-check", "content": {"ok": True}})
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             try:
                 check(store, url, Path(tmp))
-            except (CheckFailed, requests.RequestException, OSError) as exc:
+            except (CheckFailed, SimulationFailed, requests.RequestException, OSError) as exc:
                 print(f"deploy check ({store}): FAILED: {exc}", file=sys.stderr, flush=True)
                 log = Path(tmp) / f"web-{store}.log"
                 if log.exists():
