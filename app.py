@@ -26,6 +26,8 @@ from services.use_cases.call_history import CallHistory
 from services.use_cases.notify import Notifier
 from web.api import api_blueprint
 from web.conferences import conferences_blueprint
+from web.console.blueprint import console_blueprint
+from web.console.parts import ConsoleParts
 from web.dead_events import dead_events_blueprint
 from web.errors import register_error_handlers
 from web.ops import ops_blueprint
@@ -82,6 +84,10 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     app.register_blueprint(conferences_blueprint(tokens, stores.conferences, stores.legs))
     app.register_blueprint(dead_events_blueprint(tokens, relay))
     app.register_blueprint(ops_blueprint(stores.legs, stores.outbox, metrics))
+    if settings.console_enabled:  # otherwise every /console route is a 404
+        app.register_blueprint(console_blueprint(settings, ConsoleParts(
+            stores.legs, stores.conferences, notifier, relay,
+            store_kind=settings.store_url.split(":", 1)[0], history=history)))
     register_error_handlers(app)
     if relay is not None:
         start_forwarding(app, relay)
@@ -96,11 +102,15 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
 
 
 def register_proxy_fix(app: Flask, settings: Settings) -> None:
-    """Believe X-Forwarded-* from TRUSTED_PROXY_HOPS proxies (Heroku's and Render's routers)."""
+    """Believe X-Forwarded-For and -Proto from TRUSTED_PROXY_HOPS proxies (Heroku's and Render's
+    routers), and their -Host, -Port and -Prefix only while the public URL is unknown."""
     hops = settings.trusted_proxy_hops
+    # With the public URL known (PUBLIC_BASE_URL, or the platform's), nothing is built from
+    # the request's host: a forged X-Forwarded-Host has nothing to change.
+    rebuild = 0 if settings.public_base_url else hops
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
-                                x_host=hops, x_port=hops, x_prefix=hops)
+                                x_host=rebuild, x_port=rebuild, x_prefix=rebuild)
 
 
 def build_forwarding(config: ForwardingSettings, outbox: ForwardingStore,

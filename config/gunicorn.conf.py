@@ -11,11 +11,12 @@ from config.settings import ConfigError, Settings
 # Fail fast, in the master, with one line per missing or malformed variable (all of them at
 # once), instead of every worker crashing with a traceback.
 try:
-    serving = Settings.from_env().serving
+    settings = Settings.from_env()
 except ConfigError as exc:
     sys.stderr.write("".join(f"callrelay: configuration error: {problem}\n"
                              for problem in exc.problems))
     sys.exit(2)
+serving = settings.serving
 
 # /metrics sums every worker's counters (prometheus-client's multiprocess mode): the directory is
 # set here, in the master, so that workers see it before they import prometheus_client.
@@ -23,6 +24,20 @@ metrics_dir.prepare()
 metrics_dir.count_worker_exits()
 child_exit = metrics_dir.child_exit
 on_exit = metrics_dir.on_exit
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn hook, in the master before any worker forks: a new SQLite file gets its WAL
+    mode and tables here, once, instead of every worker racing to create them."""
+    from services.store.sqlite.prepare import prepare_sqlite  # SQLite only: see its docstring
+
+    try:
+        prepare_sqlite(settings.store_url)
+    except Exception as exc:  # a folder that cannot be created, a file that is not SQLite
+        sys.stderr.write(f"callrelay: the SQLite store cannot be opened: "
+                         f"{exc.__cause__ or exc}\n")
+        sys.exit(1)
+
 
 # 0.0.0.0:$PORT, as the platforms route to; HOST=127.0.0.1 (scripts/run) keeps a laptop's
 # service to itself.
@@ -33,8 +48,9 @@ workers = serving.workers
 # on Twilio, or a client that sends half a request and stalls, costs a few KiB and no worker
 # capacity. The worker monkey-patches sockets and threading when it starts, before the app is
 # built; SQLite's blocking calls run off the event loop (services/store/sqlite/writes.py). See
-# docs/sizing.md.
-worker_class = "gevent"
+# docs/sizing.md. The requests gunicorn refuses itself (400, 414, 431) are answered in
+# callrelay's JSON envelope, not gunicorn's HTML page (config/worker.py).
+worker_class = "config.worker.JSONErrorsWorker"
 # Connections (and so requests in flight) per worker; beyond it, connections wait in the
 # listen backlog.
 worker_connections = serving.connections

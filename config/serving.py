@@ -1,10 +1,12 @@
-"""How gunicorn serves: PORT, HOST, WEB_CONCURRENCY and GUNICORN_CONNECTIONS."""
+"""How gunicorn serves (PORT, HOST, WEB_CONCURRENCY, GUNICORN_CONNECTIONS), and the URL at
+which Twilio reaches it (PUBLIC_BASE_URL, else what Render or Heroku says it is)."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
 
+from config.dialling import HOSTNAME_RE
 from config.reader import EnvReader
 
 
@@ -40,3 +42,20 @@ def read_serving(reader: EnvReader) -> ServingSettings:
         connections=reader.whole("GUNICORN_CONNECTIONS", ServingSettings.connections,
                                  minimum=1),
     )
+
+
+def read_public_base_url(reader: EnvReader) -> str | None:
+    """PUBLIC_BASE_URL; else the platform's own URL: RENDER_EXTERNAL_URL on Render, else
+    https://$HEROKU_APP_DEFAULT_DOMAIN_NAME on Heroku (with runtime dyno metadata enabled)."""
+    if reader.optional("PUBLIC_BASE_URL"):
+        return reader.url("PUBLIC_BASE_URL")  # a malformed one is a problem, not a fallback
+    if reader.optional("RENDER_EXTERNAL_URL"):
+        return reader.url("RENDER_EXTERNAL_URL")
+    domain = (reader.optional("HEROKU_APP_DEFAULT_DOMAIN_NAME") or "").lower()
+    if not domain:
+        return None
+    if not HOSTNAME_RE.fullmatch(domain):
+        reader.problem("HEROKU_APP_DEFAULT_DOMAIN_NAME is malformed: expected a host name such "
+                       "as my-app-0123456789ab.herokuapp.com")
+        return None
+    return f"https://{domain}"

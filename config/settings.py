@@ -13,7 +13,7 @@ from dotenv import load_dotenv
 from config.dialling import read_dialling
 from config.forwarding import ForwardingSettings, read_forwarding
 from config.reader import ConfigError, EnvReader
-from config.serving import ServingSettings, read_serving
+from config.serving import ServingSettings, read_public_base_url, read_serving
 from config.stores import (
     DEFAULT_POOL_SIZE,
     DEFAULT_STORE_URL,
@@ -46,6 +46,7 @@ class Settings:
     twilio_api_base_url: str = "https://api.twilio.com"
     # Secret of a Webhook Rules SharedKey (HMAC-SHA256 signatures); the Auth Token otherwise.
     twilio_webhook_secret: str | None = field(default=None, repr=False)
+    # PUBLIC_BASE_URL, or the platform's own URL; None: rebuilt from X-Forwarded-* per request.
     public_base_url: str | None = None
     trusted_proxy_hops: int = 1
     # It may hold a password (DATABASE_URL always does).
@@ -68,6 +69,8 @@ class Settings:
     # Keep message content in the calls' histories (it may hold personal data).
     message_log_content: bool = False
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
+    # The web console at /console (sign-in with a relay token); off: every console route is 404.
+    console_enabled: bool = True
     serving: ServingSettings = field(default_factory=ServingSettings)
 
     @property
@@ -114,7 +117,7 @@ class Settings:
             twilio_api_secret=api_secret,
             twilio_api_base_url=reader.url("TWILIO_API_BASE_URL") or cls.twilio_api_base_url,
             twilio_webhook_secret=reader.optional("TWILIO_WEBHOOK_SECRET"),
-            public_base_url=reader.url("PUBLIC_BASE_URL"),
+            public_base_url=read_public_base_url(reader),
             trusted_proxy_hops=reader.whole("TRUSTED_PROXY_HOPS", 1, minimum=0),
             store_url=read_store_url(reader),
             store_pool_size=read_pool_size(reader),
@@ -127,6 +130,7 @@ class Settings:
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
             message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),
+            console_enabled=reader.flag("CONSOLE_ENABLED") is not False,
             serving=read_serving(reader),
         )
         _refuse_published_secrets(reader, settings)

@@ -61,7 +61,8 @@ class _Builder:
         }, note)
 
     def status(self, sid: str, status: str, from_: str, to: str, note: str, *,
-               parent: str | None = None, duration: int | None = None) -> Step:
+               parent: str | None = None, duration: int | None = None,
+               path: str = "/twilio/status") -> Step:
         seq = self.sequence.get(sid, 0)
         self.sequence[sid] = seq + 1
         params = {
@@ -75,7 +76,54 @@ class _Builder:
             params["ParentCallSid"] = parent
         if duration is not None:
             params["CallDuration"] = str(duration)
-        return Step("/twilio/status", params, note)
+        return Step(path, params, note)
+
+
+def parent_ends(voice: Step, note: str, duration: int = 0) -> Step:
+    """The parent leg's `completed` callback: it goes to the TwiML App's Status Callback URL,
+    whatever the TwiML said."""
+    params = voice.params
+    return _Builder(params["AccountSid"]).status(params["CallSid"], "completed", params["From"],
+                                                 params["To"], note, duration=duration)
+
+
+# What callrelay's TwiML asks Twilio to report about a dialled leg (statusCallbackEvent).
+CHILD_EVENTS = frozenset({"initiated", "ringing", "answered", "completed"})
+
+
+def dialled_call(account_sid: str, voice: Step, to: str, *, answered: bool = True,
+                 callback_path: str = "/twilio/status",
+                 events: frozenset[str] = CHILD_EVENTS) -> Call:
+    """The call whose Voice URL request is `voice`, its child leg dialled to `to` (a number, or
+    `client:<id>` for a Voice SDK), reported to `callback_path` for the `events` asked for."""
+    b, parent, child = _Builder(account_sid), voice.params["CallSid"], new_call_sid()
+    caller = voice.params["From"]
+    callee = to.removeprefix("client:")
+    sdk_caller, sdk_callee = caller.startswith("client:"), to.startswith("client:")
+    if sdk_callee:
+        # <Client> children have been seen reporting ringing before initiated.
+        progress = [("ringing", "ringing", f"{callee}'s device rings"),
+                    ("initiated", "initiated", "child leg initiated (late)")]
+    else:
+        progress = [("initiated", "initiated", f"child leg to {to} created"),
+                    ("ringing", "ringing", f"{to} rings")]
+    if answered:
+        progress.append(("answered", "in-progress", f"{callee} answers"))
+    answer = [voice, *(b.status(child, status, caller, to, note, parent=parent,
+                                path=callback_path)
+                       for event, status, note in progress if event in events)]
+    hangup = []
+    if "completed" in events:
+        hangup.append(b.status(child, "completed" if answered else "no-answer", caller, to,
+                               f"{callee} hangs up" if answered else "nobody answers",
+                               parent=parent, duration=42 if answered else None,
+                               path=callback_path))
+    hangup.append(parent_ends(voice, "the caller's leg ends", duration=43 if answered else 0))
+    kind = f"{'sdk' if sdk_caller else 'phone'}-to-{'sdk' if sdk_callee else 'phone'}"
+    sdk_sid, identity = (parent, caller.removeprefix("client:")) if sdk_caller \
+        else (child, callee)
+    return Call(kind if answered else f"{kind}-unanswered", parent, child, sdk_sid, identity,
+                answer, hangup)
 
 
 def sdk_calls_phone(account_sid: str, identity: str = "alice", number: str = "+14155552671",
@@ -83,67 +131,24 @@ def sdk_calls_phone(account_sid: str, identity: str = "alice", number: str = "+1
     """A Voice SDK device calls a phone: the SDK sits on the parent leg. The number is one the
     default dial policy of a US caller ID allows (Twilio's +1500 test numbers are personal
     numbers, which it refuses)."""
-    b, parent, child = _Builder(account_sid), new_call_sid(), new_call_sid()
-    caller = f"client:{identity}"
-    answer = [
-        b.voice(parent, caller, number, f"{identity} calls {number}: Voice URL request"),
-        b.status(child, "initiated", caller, number, "child leg to the phone created",
-                 parent=parent),
-        b.status(child, "ringing", caller, number, "the phone rings", parent=parent),
-    ]
-    if not answered:
-        hangup = [
-            b.status(child, "no-answer", caller, number, "nobody answers", parent=parent),
-            b.status(parent, "completed", caller, number, "the SDK leg ends", duration=0),
-        ]
-        return Call("sdk-to-phone-unanswered", parent, child, parent, identity, answer, hangup)
-    answer.append(b.status(child, "in-progress", caller, number, "the phone answers",
-                           parent=parent))
-    hangup = [
-        b.status(child, "completed", caller, number, "the phone hangs up", parent=parent,
-                 duration=42),
-        b.status(parent, "completed", caller, number, "the SDK leg ends", duration=43),
-    ]
-    return Call("sdk-to-phone", parent, child, parent, identity, answer, hangup)
+    voice = _Builder(account_sid).voice(new_call_sid(), f"client:{identity}", number,
+                                        f"{identity} calls {number}: Voice URL request")
+    return dialled_call(account_sid, voice, number, answered=answered)
 
 
 def phone_calls_sdk(account_sid: str, identity: str = "bob", caller: str = "+15005550006",
                     twilio_number: str = "+15005550001") -> Call:
     """A phone calls the Twilio number, which rings an SDK client: the SDK sits on the child."""
-    b, parent, child = _Builder(account_sid), new_call_sid(), new_call_sid()
-    callee = f"client:{identity}"
-    answer = [
-        b.voice(parent, caller, twilio_number, f"{caller} calls {twilio_number}"),
-        # <Client> children have been seen reporting ringing before initiated.
-        b.status(child, "ringing", caller, callee, f"{identity}'s device rings", parent=parent),
-        b.status(child, "initiated", caller, callee, "child leg initiated (late)",
-                 parent=parent),
-        b.status(child, "in-progress", caller, callee, f"{identity} answers", parent=parent),
-    ]
-    hangup = [
-        b.status(child, "completed", caller, callee, f"{identity} hangs up", parent=parent,
-                 duration=30),
-        b.status(parent, "completed", caller, twilio_number, "the caller's leg ends",
-                 duration=31),
-    ]
-    return Call("phone-to-sdk", parent, child, child, identity, answer, hangup)
+    voice = _Builder(account_sid).voice(new_call_sid(), caller, twilio_number,
+                                        f"{caller} calls {twilio_number}")
+    return dialled_call(account_sid, voice, f"client:{identity}")
 
 
 def sdk_calls_sdk(account_sid: str, caller: str = "alice", callee: str = "bob") -> Call:
     """One Voice SDK client calls another: an SDK on both legs."""
-    b, parent, child = _Builder(account_sid), new_call_sid(), new_call_sid()
-    src, dst = f"client:{caller}", f"client:{callee}"
-    answer = [
-        b.voice(parent, src, dst, f"{caller} calls {callee}"),
-        b.status(child, "initiated", src, dst, "child leg created", parent=parent),
-        b.status(child, "ringing", src, dst, f"{callee}'s device rings", parent=parent),
-        b.status(child, "in-progress", src, dst, f"{callee} answers", parent=parent),
-    ]
-    hangup = [
-        b.status(child, "completed", src, dst, f"{callee} hangs up", parent=parent, duration=12),
-        b.status(parent, "completed", src, dst, f"{caller}'s leg ends", duration=13),
-    ]
-    return Call("sdk-to-sdk", parent, child, parent, caller, answer, hangup)
+    voice = _Builder(account_sid).voice(new_call_sid(), f"client:{caller}", f"client:{callee}",
+                                        f"{caller} calls {callee}")
+    return dialled_call(account_sid, voice, f"client:{callee}")
 
 
 SCENARIOS = {

@@ -33,7 +33,7 @@ from psycopg import sql
 
 from sandbox.calls import sdk_calls_phone
 from sandbox.devtools import ROOT, free_port, procfile_web
-from sandbox.simulate import play
+from sandbox.simulate import SimulationFailed, answer_call, play
 from sandbox.twilio_mock import IDENTITY_PATH
 
 GRACEFUL_TIMEOUT_S = 20  # config/gunicorn.conf.py's graceful_timeout
@@ -116,7 +116,7 @@ def check(store: str, url: str | None, workdir: Path) -> None:
         _wait(base + "/readyz", web, "the web process")
         call = sdk_calls_phone(account_sid, identity="deploy-check")
         with requests.Session() as http:
-            play(call.answer, base, base, auth_token, 0, http)
+            call = answer_call(call, base, base, auth_token, 0, http)
             sent = http.post(base + "/notify", timeout=30,
                              headers={"Authorization": f"Bearer {relay_token}"},
                              json={"identity": "deploy-check", "content": {"ok": True}})
@@ -126,6 +126,13 @@ def check(store: str, url: str | None, workdir: Path) -> None:
             if message["call_sid"] != call.parent_sid or not message["sid"].startswith("KX"):
                 raise CheckFailed(f"/notify sent to the wrong leg: {message}")
             play(call.hangup, base, base, auth_token, 0, http)
+            # The console's templates and static files ship with the code, not from a build.
+            login = http.get(base + "/console/login", timeout=30)
+            style = http.get(base + "/console/static/console.css", timeout=30)
+            if login.status_code != 200 or "csrf_token" not in login.text \
+                    or style.status_code != 200:
+                raise CheckFailed(f"the console's sign-in page answered {login.status_code}, "
+                                  f"its stylesheet {style.status_code}")
         status = _stop(web)
         if status != 0:
             raise CheckFailed(f"the service exited with status {status} after SIGTERM")
@@ -161,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                         check(store, database_url, Path(tmp))
                 else:
                     check(store, url, Path(tmp))
-            except (CheckFailed, requests.RequestException, OSError, psycopg.Error) as exc:
+            except (CheckFailed, SimulationFailed, requests.RequestException, OSError,
+                    psycopg.Error) as exc:
                 print(f"deploy check ({store}): FAILED: {exc}", file=sys.stderr, flush=True)
                 log = Path(tmp) / f"web-{store}.log"
                 if log.exists():
@@ -170,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                           file=sys.stderr, flush=True)
                 return 1
             print(f"deploy check ({store}): booted from the Procfile, /readyz 200, a signed "
-                  f"call, /notify 201 to the SDK's leg, SIGTERM exit 0 "
+                  f"call, /notify 201 to the SDK's leg, the console's sign-in page, "
+                  f"SIGTERM exit 0 "
                   f"({time.monotonic() - started:.1f} s)", flush=True)
     return 0
 

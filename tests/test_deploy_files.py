@@ -18,10 +18,10 @@ from config.settings import SANDBOX_SECRETS, ConfigError, Settings
 from sandbox.devtools import ROOT, procfile_web
 from tests.support.settings_source import settings_variables
 
-# Read by callrelay but set by the platform (PORT), or for a laptop only (HOST, which scripts/run
-# sets to 127.0.0.1; a platform routes to 0.0.0.0): describing them would only invite breaking
-# them.
-PLATFORM_SET = {"PORT", "HOST"}
+# Read by callrelay but set by the platform (PORT, and the public URL Render and Heroku give the
+# app), or for a laptop only (HOST, which scripts/run sets to 127.0.0.1; a platform routes to
+# 0.0.0.0): describing them would only invite breaking them.
+PLATFORM_SET = {"PORT", "HOST", "RENDER_EXTERNAL_URL", "HEROKU_APP_DEFAULT_DOMAIN_NAME"}
 _ENVIRON_READ = re.compile(r"\benviron(?:\.get\(|\[)\s*[\"']([A-Z][A-Z0-9_]*)[\"']")
 _COMMENTED_KEY = re.compile(r"^\s*#\s*- key: ([A-Z][A-Z0-9_]*)", re.MULTILINE)
 
@@ -71,8 +71,28 @@ def test_render_yaml_runs_the_procfile_command_and_describes_every_variable():
 
 def test_python_version_is_pinned_the_way_heroku_and_render_read_it():
     version = (ROOT / ".python-version").read_text().strip()
-    assert re.fullmatch(r"3\.\d+", version), "major.minor only: both platforms take the latest patch"
+    assert re.fullmatch(r"3\.\d+", version), "major.minor only: Heroku takes the latest patch"
     assert tuple(map(int, version.split("."))) >= (3, 11)
+
+
+def test_every_place_that_names_the_python_version_agrees_with_python_version():
+    version = (ROOT / ".python-version").read_text().strip()
+    # Heroku: a runtime.txt would win over .python-version; app.json cannot name a version.
+    assert not (ROOT / "runtime.txt").exists()
+    assert re.findall(r"python-?3\.\d+", (ROOT / "app.json").read_text(), re.I) == []
+    # Render: PYTHON_VERSION wins over .python-version, and must be a full version.
+    (web,) = [s for s in yaml.safe_load((ROOT / "render.yaml").read_text())["services"]
+              if s["type"] == "web"]
+    (render,) = [v["value"] for v in web["envVars"] if v["key"] == "PYTHON_VERSION"]
+    assert re.fullmatch(r"3\.\d+\.\d+", render) and render.startswith(version + ".")
+    # The docs, the locks' target and the type checker's.
+    deploy_doc = (ROOT / "docs" / "deploy.md").read_text()
+    assert f"holds the Python version, {version} (major.minor)" in deploy_doc
+    assert f"sets `{render}`" in deploy_doc
+    assert f"--python-version {version} " in (ROOT / "scripts" / "lock").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'requires-python = ">={version}"' in pyproject
+    assert f'python_version = "{version}"' in pyproject
 
 
 def test_env_example_is_a_development_config_without_a_token():

@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import signal
+import socketserver
 import subprocess
 import sys
 import threading
@@ -21,6 +22,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 from twilio.rest.api.v2010.account.call.user_defined_message import UserDefinedMessageInstance
 
+from sandbox.mock_identity import answering_pid, wait_for_mock
 from sandbox.twilio_mock import TwilioMock
 
 ACCOUNT = "AC" + "a" * 32
@@ -277,3 +279,26 @@ def test_command_line_prints_what_it_receives() -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_identity_names_the_mocks_process_for_scripts_run(mock: TwilioMock) -> None:
+    assert wait_for_mock(mock.base_url, os.getpid()) is True
+    # Another live process's mock is not the one scripts/run started.
+    assert wait_for_mock(mock.base_url, os.getppid(), wait_s=2) is False
+
+
+def test_a_program_that_is_no_mock_is_not_taken_for_one() -> None:
+    with socketserver.TCPServer(("127.0.0.1", 0), _NotAMock) as stranger:
+        threading.Thread(target=stranger.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{stranger.server_address[1]}"
+            assert answering_pid(url) == 0
+            assert wait_for_mock(url, os.getpid(), wait_s=2) is False
+        finally:
+            stranger.shutdown()
+
+
+class _NotAMock(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        self.rfile.readline()
+        self.wfile.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nhi")

@@ -1,4 +1,4 @@
-"""Events that could not be forwarded: GET /events/dead, POST /events/dead/<id>/retry."""
+"""Events that could not be forwarded: list them, retry one or all, delete one."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, request
+from flask.blueprints import BlueprintSetupState
+from werkzeug.routing import BaseConverter
 
 from services.errors import EventNotFound, ForwardingDisabled, ValidationFailed
 from services.forwarding.service import Forwarding
+from services.legs.model import is_call_sid
 from services.store.outbox import DeadEvent
 from web.security import BearerTokens
 
@@ -20,14 +23,30 @@ def _iso(at: float) -> str:
 
 
 def _dead_json(dead: DeadEvent) -> dict[str, Any]:
-    return {"id": dead.id, "call_sid": dead.stream, "attempts": dead.attempts,
+    # A test event's stream is its own id, not a call.
+    call_sid = dead.stream if is_call_sid(dead.stream) else None
+    return {"id": dead.id, "call_sid": call_sid, "attempts": dead.attempts,
             "last_error": dead.last_error, "created_at": _iso(dead.created_at),
             "dead_at": _iso(dead.dead_at), "event": json.loads(dead.body)}
+
+
+class EventIdConverter(BaseConverter):
+    """An event id: its kind, an underscore, the rest (msg_KX…, leg_CA…_ringing, test_…).
+
+    Never `retry`: DELETE /events/dead/<id> and POST /events/dead/retry share no URL, so
+    neither advertises the other's method.
+    """
+
+    regex = r"[^/]+_[^/]*"
 
 
 def dead_events_blueprint(auth: BearerTokens, forwarding: Forwarding | None) -> Blueprint:
     """The dead list, behind bearer tokens; 404 forwarding_disabled without FORWARD_URL."""
     bp = Blueprint("dead_events", __name__)
+    @bp.record_once
+    def add_converter(state: BlueprintSetupState) -> None:
+        # Recorded before the routes: their rules are compiled with it as they are added.
+        state.app.url_map.converters["event_id"] = EventIdConverter
 
     def enabled() -> Forwarding:
         if forwarding is None:
@@ -50,5 +69,19 @@ def dead_events_blueprint(auth: BearerTokens, forwarding: Forwarding | None) -> 
         if not enabled().revive(event_id):
             raise EventNotFound("No dead event has this id.", id=event_id)
         return {"id": event_id, "queued": True}, 202
+
+    @bp.post("/events/dead/retry")
+    @auth.required
+    def retry_all_dead_events() -> tuple[dict[str, Any], int]:
+        """Queue every dead event again, oldest first, each behind its call's pending events."""
+        return {"queued": enabled().revive_all()}, 202
+
+    @bp.delete("/events/dead/<event_id:event_id>")
+    @auth.required
+    def delete_dead_event(event_id: str) -> dict[str, Any]:
+        """Drop a dead event for good (its id is still recognised as a duplicate)."""
+        if not enabled().delete_dead(event_id):
+            raise EventNotFound("No dead event has this id.", id=event_id)
+        return {"id": event_id, "deleted": True}
 
     return bp

@@ -10,6 +10,9 @@ from werkzeug.exceptions import HTTPException
 from services.errors import RelayError
 
 log = logging.getLogger("callrelay.errors")
+# werkzeug's errors under the codes callrelay documents where they differ from werkzeug's names:
+# a body over MAX_CONTENT_LENGTH is the same fault as content over Twilio's limit.
+_CODES = {413: "content_too_large"}
 
 
 def _answer(status: int, code: str, message: str, **extra: object) -> Response:
@@ -30,7 +33,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = _CODES.get(exc.code or 500) or (exc.name or "error").lower().replace(" ", "_")
         response = _answer(exc.code or 500, code, exc.description or exc.name)
         if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
             response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]

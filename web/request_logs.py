@@ -18,8 +18,10 @@ REQUEST_ID_HEADER = "X-Request-ID"
 # Heroku's router sends a UUID, other proxies similar tokens; anything else is replaced, so that
 # a caller cannot smuggle log lines or kilobytes into the logs through it.
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}$")
-# Platforms poll these every few seconds: their successes are logged at DEBUG only.
-_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+# Platforms poll these every few seconds, and so does an open console page: their successes
+# are logged at DEBUG only.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/console/api/calls",
+                           "/console/api/calls/<call_sid>", "/console/static/<path:filename>"})
 _UNVERIFIED = frozenset({401, 403})
 log = logging.getLogger("callrelay.request")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ LEG_EVENT = "call.leg.updated"
 # within minutes; and the outbox remembers an id for SEEN_S after it was queued, so whatever
 # is younger than this and was seen before is a duplicate it recognises: no gap between them.
 STALE_MESSAGE_S = 3600.0
+TEST_EVENT = "callrelay.test"
+MAX_NOTE_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -124,3 +127,16 @@ def leg_event(leg: Leg, at: float | None = None) -> OutboxEvent:
     # One id per (leg, status): a status reported twice, or by racing callbacks, goes once.
     return OutboxEvent(id=f"leg_{leg.call_sid}_{leg.status}", stream=leg.root_sid,
                        body=_body(LEG_EVENT, at, data), created_at=at)
+
+
+def make_test_event(note: str, at: float | None = None) -> OutboxEvent:
+    """A `callrelay.test` event (an operator checking the backend), on a stream of its own."""
+    at = time.time() if at is None else at
+    if len(note) > MAX_NOTE_CHARS:
+        raise ValidationFailed(f"The note is {len(note)} characters; at most {MAX_NOTE_CHARS}.",
+                               field="note")
+    event_id = f"test_{uuid.uuid4().hex}"
+    # Its own stream: a test event the backend refuses never holds up a call's events, or
+    # the next test.
+    return OutboxEvent(id=event_id, stream=event_id,
+                       body=_body(TEST_EVENT, at, {"note": note}), created_at=at)

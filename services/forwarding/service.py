@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from services.forwarding.delivery import DeliveryOptions, Forwarder
-from services.forwarding.events import SdkMessage, leg_event, message_event
+from services.forwarding.events import SdkMessage, leg_event, make_test_event, message_event
 from services.forwarding.subscriptions import Subscriber, SubscriptionOptions
 from services.legs.model import Leg, LegEvent
 from services.store.outbox import DeadEvent, ForwardingStore
@@ -78,3 +78,26 @@ class Forwarding:
             self.forwarder.wake()
             log.info("dead event queued again", extra={"event_id": event_id})
         return revived
+
+    def revive_all(self) -> int:
+        """Queue every dead event again, oldest first; returns how many."""
+        revived = self.outbox.revive_all()
+        if revived:
+            self.forwarder.wake()
+        log.info("dead events queued again", extra={"count": revived})
+        return revived
+
+    def delete_dead(self, event_id: str) -> bool:
+        """Drop a dead event for good; False when there is no such dead event."""
+        deleted = self.outbox.delete_dead(event_id)
+        if deleted:
+            log.info("dead event deleted", extra={"event_id": event_id})
+        return deleted
+
+    def send_test(self, note: str) -> str:
+        """Queue a `callrelay.test` event for the backend, delivered like any other; its id."""
+        event = make_test_event(note)
+        self.outbox.enqueue(event)
+        self.forwarder.wake()
+        log.info("test event queued", extra={"event_id": event.id})
+        return event.id

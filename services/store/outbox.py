@@ -82,6 +82,16 @@ class Outbox(Protocol):
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
         ...
 
+    def revive_all(self) -> int:
+        """Queue every dead event again, oldest first (a call's events keep their order);
+        returns how many."""
+        ...
+
+    def delete_dead(self, event_id: str) -> bool:
+        """Drop a dead event for good, its id still known for SEEN_S (a duplicate is not
+        queued again); False when it is not dead."""
+        ...
+
     def backlog(self) -> Backlog:
         """How many events are pending (queued, being delivered or waiting for a retry) and
         dead, counted in the store: the same whichever worker or instance asks."""

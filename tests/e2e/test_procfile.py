@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -142,3 +143,41 @@ def test_every_bad_variable_is_named_at_once(tmp_path, twilio):
         "callrelay: configuration error: GUNICORN_CONNECTIONS is malformed: expected a whole "
         "number",
     ]
+
+
+def test_a_store_that_cannot_be_opened_stops_the_master_with_one_line(tmp_path, twilio):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    run = _procfile_with(tmp_path, twilio, STORE_URL=f"sqlite:///{blocker}/callrelay.sqlite3")
+    assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
+    (line,) = run.stderr.splitlines()
+    assert line.startswith("callrelay: the SQLite store cannot be opened: ")
+    assert "Traceback" not in run.stdout + run.stderr
+
+
+def _raw(service: Service, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send bytes as they are (requests would refuse to send them) and read the whole answer."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status, headers, body
+
+
+@pytest.mark.parametrize("request_bytes, status, code", [
+    (b"NOT HTTP AT ALL\r\n\r\n", "400", "bad_request"),
+    (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", "414", "uri_too_long"),
+    (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: y\r\n" * 200 + b"\r\n", "431",
+     "request_header_fields_too_large"),
+])
+def test_requests_gunicorn_refuses_itself_get_a_json_error(service, request_bytes, status, code):
+    line, headers, body = _raw(service, request_bytes)
+    assert line.split(" ")[1] == status
+    assert headers["content-type"] == "application/json"
+    error = json.loads(body)["error"]
+    assert error["code"] == code and error["message"]
+    assert "<html" not in body.decode()

@@ -1,5 +1,5 @@
-"""The outbox contract, run against every adapter (SQLite file, real Redis, real PostgreSQL); the
-leases' too, and against the in-memory leases the unit tests use."""
+"""The outbox contract, run against every adapter (SQLite file, real Redis, real PostgreSQL) and
+the in-memory fake; the leases' too, and against the in-memory leases the unit tests use."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.outbox import SQLiteOutbox
 from tests.support.clock import FakeClock
+from tests.support.memory_outbox import MemoryOutbox
 from tests.support.memory_store import MemoryLeases
 from tests.support.postgres_server import temporary_schema
 from tests.support.redis_server import redis_url
@@ -34,7 +35,7 @@ def clock() -> FakeClock:
 
 
 ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis),
-            pytest.param("postgres", marks=pytest.mark.postgres)]
+            pytest.param("postgres", marks=pytest.mark.postgres), "memory"]
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -44,11 +45,11 @@ def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Outb
         yield factory
 
 
-@pytest.fixture(params=[*ADAPTERS, "memory"])
+@pytest.fixture(params=[*ADAPTERS, "memory-leases"])
 def make_leases(request: pytest.FixtureRequest, tmp_path: Path
                 ) -> Iterator[Callable[[], Leases]]:
-    """Handles on one storage of named leases, for each adapter and the in-memory fake."""
-    if request.param == "memory":
+    """Handles on one storage of named leases, for each adapter and the in-memory fakes."""
+    if request.param == "memory-leases":
         leases = MemoryLeases()
         yield lambda: leases
         return
@@ -74,9 +75,14 @@ def outboxes(kind: str, tmp_path: Path,
 def _outboxes(kind: str, tmp_path: Path, url: str) -> Iterator[OutboxFactory]:
     opened: list[ForwardingStore] = []
     prefix = f"callrelay-test:{uuid.uuid4().hex}:"
+    memory: list[MemoryOutbox] = []
 
     def factory(clock: Callable[[], float] = time.time) -> ForwardingStore:
         outbox: ForwardingStore
+        if kind == "memory":  # one storage: every handle is the same object, on one clock
+            if not memory:
+                memory.append(MemoryOutbox(clock))
+            return memory[0]
         if kind == "sqlite":
             outbox = SQLiteOutbox(SQLiteDatabase(str(tmp_path / "outbox.sqlite3")), clock)
         elif kind == "postgres":
@@ -179,6 +185,49 @@ def test_buried_events_are_listed_and_can_be_revived(make_outbox, clock):
     assert (revived.id, revived.attempts) == ("a1", 0)
 
 
+def test_retry_all_queues_every_dead_event_again_oldest_first(make_outbox, clock):
+    outbox = make_outbox(clock)
+    for e in (event("a1"), event("b1", "CA2"), event("a2"), event("c1", "CA3")):
+        outbox.enqueue(e)
+        clock.now += 1
+    assert outbox.revive_all() == 0
+    assert sorted(ids(outbox.lease("w1", 30))) == ["a1", "b1", "c1"]
+    outbox.bury("a1", "w1", "HTTP 500")
+    outbox.bury("b1", "w1", "HTTP 410")
+    outbox.ack("c1")
+    clock.now += 1
+    assert ids(outbox.lease("w1", 30)) == ["a2"]
+    outbox.bury("a2", "w1", "HTTP 500")
+    outbox.enqueue(event("a3"))
+    assert [d.id for d in outbox.dead()] == ["a2", "b1", "a1"]
+    assert outbox.revive_all() == 3
+    assert outbox.dead() == [] and outbox.revive_all() == 0
+    # a3 was pending before the retry: the revived a1 and a2 wait behind it, in their order.
+    assert sorted(ids(outbox.lease("w1", 30))) == ["a3", "b1"]
+    outbox.ack("a3")
+    outbox.ack("b1")
+    [first] = outbox.lease("w1", 30)
+    assert (first.id, first.attempts) == ("a1", 0)
+    outbox.ack("a1")
+    assert ids(outbox.lease("w1", 30)) == ["a2"]
+
+
+def test_a_deleted_dead_event_is_gone_but_its_id_stays_known(make_outbox, clock):
+    outbox = make_outbox(clock)
+    outbox.enqueue(event("a1"))
+    outbox.enqueue(event("a2"))
+    outbox.lease("w1", 30)
+    outbox.bury("a1", "w1", "HTTP 410")
+    assert outbox.delete_dead("a2") is False  # pending, not dead
+    assert outbox.delete_dead("unknown") is False
+    assert outbox.delete_dead("a1") is True
+    assert outbox.delete_dead("a1") is False
+    assert outbox.dead() == []
+    assert outbox.revive("a1") is False and outbox.revive_all() == 0
+    assert outbox.enqueue(event("a1")) is False  # a duplicate is not queued again
+    assert ids(outbox.lease("w1", 30)) == ["a2"]
+
+
 def test_dead_list_is_newest_first_and_limited(make_outbox, clock):
     outbox = make_outbox(clock)
     for n in range(3):
@@ -263,6 +312,14 @@ def test_every_redis_key_has_a_ttl(clock):
         outbox.lease("w1", 30)
         outbox.bury("a1", "w1", "HTTP 500")
         outbox.retry_at("b1", "w1", clock.now + 5, "HTTP 503")
+        outbox.enqueue(event("c1", "CA3"))
+        outbox.lease("w1", 30)
+        outbox.bury("c1", "w1", "HTTP 410")
+        assert outbox.delete_dead("c1") is True
+        outbox.enqueue(event("d1", "CA4"))
+        outbox.lease("w1", 30)
+        outbox.bury("d1", "w1", "HTTP 410")
+        assert outbox.revive_all() == 2  # a1 and d1
         outbox.take_lease("subscription:CA1", 30)
         keys = list(client.scan_iter(match=f"{prefix}*"))
         assert len(keys) >= 7

@@ -130,10 +130,21 @@ def test_malformed_json_is_400(client, twilio):
     assert twilio.requests == []
 
 
+def test_the_body_is_read_as_json_whatever_its_content_type(client, relay, twilio):
+    # No 415: backends that forget the header (curl -d sends a form type) are served.
+    call = relay.answered(sdk_calls_phone(ACCOUNT_SID))
+    answer = client.post("/notify", data=json.dumps({"call_sid": call.parent_sid, "content": {}}),
+                         content_type="application/x-www-form-urlencoded",
+                         headers={"Authorization": f"Bearer {RELAY_TOKEN}"})
+    assert answer.status_code == 201, answer.json
+    assert only_message(twilio).call_sid == call.parent_sid
+
+
 def test_oversized_body_is_413_before_it_is_read(client, twilio):
     answer = client.post("/notify", data=b"x" * 200_000, content_type="application/json",
                          headers={"Authorization": f"Bearer {RELAY_TOKEN}"})
     assert answer.status_code == 413 and answer.is_json
+    assert answer.json["error"]["code"] == "content_too_large"  # as the README's table says
 
 
 def test_twilio_refusal_is_502_with_its_code(relay, twilio):

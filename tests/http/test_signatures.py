@@ -77,6 +77,25 @@ def test_public_base_url_wins_over_headers(app_for):
     assert post(client, "http://attacker.example/twilio/voice", headers).status_code == 403
 
 
+@pytest.mark.parametrize("platform, public", [
+    ({"RENDER_EXTERNAL_URL": "https://callrelay.onrender.com"}, "https://callrelay.onrender.com"),
+    ({"HEROKU_APP_DEFAULT_DOMAIN_NAME": "callrelay-4a1b2c3d4e5f.herokuapp.com"},
+     "https://callrelay-4a1b2c3d4e5f.herokuapp.com"),
+])
+def test_the_platforms_url_is_the_public_base_and_forwarded_hosts_change_nothing(app_for,
+                                                                                 platform,
+                                                                                 public):
+    client = app_for(TRUSTED_PROXY_HOPS="1", **platform)
+    # What the router sends, plus a host a client forged: only the platform's URL counts.
+    headers = {"Host": "10.0.0.9:10000", "X-Forwarded-Proto": "https",
+               "X-Forwarded-Host": "attacker.example"}
+    answer = post(client, f"{public}/twilio/voice", headers)
+    assert answer.status_code == 200, answer.json
+    assert f'statusCallback="{public}/twilio/status#'.encode() in answer.data
+    assert b"attacker.example" not in answer.data
+    assert post(client, "https://attacker.example/twilio/voice", headers).status_code == 403
+
+
 def test_query_strings_are_part_of_the_signed_url(app_for):
     client = app_for(PUBLIC_BASE_URL="https://relay.example.com")
     path = "/twilio/voice?tenant=acme&region=eu"

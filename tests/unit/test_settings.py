@@ -234,3 +234,31 @@ def test_every_problem_is_reported_at_once_in_reading_order():
         "WEB_CONCURRENCY is malformed: expected a whole number",
         "GUNICORN_CONNECTIONS is malformed: expected a whole number",
     )
+
+
+@pytest.mark.parametrize("platform, expected", [
+    ({}, None),
+    ({"RENDER_EXTERNAL_URL": "https://callrelay.onrender.com"}, "https://callrelay.onrender.com"),
+    ({"HEROKU_APP_DEFAULT_DOMAIN_NAME": "callrelay-4a1b2c3d4e5f.herokuapp.com"},
+     "https://callrelay-4a1b2c3d4e5f.herokuapp.com"),
+    # PUBLIC_BASE_URL, when set, wins over what the platform says.
+    ({"PUBLIC_BASE_URL": "https://relay.example.com/", "RENDER_EXTERNAL_URL": "https://x.onrender.com",
+      "HEROKU_APP_DEFAULT_DOMAIN_NAME": "x.herokuapp.com"}, "https://relay.example.com"),
+])
+def test_public_base_url_defaults_to_the_platforms_own_url(platform, expected):
+    assert Settings.from_env({**BASE, **platform}).public_base_url == expected
+
+
+@pytest.mark.parametrize("name, value", [
+    ("HEROKU_APP_DEFAULT_DOMAIN_NAME", "https://x.herokuapp.com"),
+    ("RENDER_EXTERNAL_URL", "callrelay.onrender.com"),
+])
+def test_a_malformed_platform_url_is_named(name, value):
+    with pytest.raises(ConfigError, match=f"^{name} is malformed"):
+        Settings.from_env({**BASE, name: value})
+
+
+def test_a_malformed_public_base_url_is_not_replaced_by_the_platforms():
+    with pytest.raises(ConfigError, match=r"^PUBLIC_BASE_URL is malformed"):
+        Settings.from_env({**BASE, "PUBLIC_BASE_URL": "relay.example.com",
+                           "RENDER_EXTERNAL_URL": "https://callrelay.onrender.com"})

@@ -99,12 +99,36 @@ class PostgresOutbox:
 
     def revive(self, event_id: str) -> bool:
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
-        # A new `seq` puts it behind the events already pending on its stream, so it never
-        # overtakes one being delivered.
-        return self.db.count(
+        return self.db.transaction(lambda conn: self._requeue(conn, event_id)) == 1
+
+    def revive_all(self) -> int:
+        """Queue every dead event again, oldest first (a call's events keep their order);
+        returns how many."""
+        return self.db.transaction(lambda conn: self._requeue(conn, None))
+
+    def _requeue(self, conn: Connection, event_id: str | None) -> int:
+        """Queue the dead event `event_id` again, or every dead event when it is None."""
+        ids = [row[0] for row in conn.execute(
+            "SELECT id FROM callrelay_outbox WHERE state = 'dead' "
+            "AND (%(id)s::text IS NULL OR id = %(id)s) ORDER BY created_at, seq FOR UPDATE",
+            {"id": event_id}).fetchall()]
+        # One at a time, oldest first: each takes a new `seq`, behind the events already
+        # pending on its stream, so it never overtakes one being delivered.
+        now = self.clock()
+        conn.cursor().executemany(
             "UPDATE callrelay_outbox SET state = 'pending', attempts = 0, last_error = NULL, "
             "closed_at = NULL, lease_owner = NULL, due_at = %s, "
             "seq = nextval(pg_get_serial_sequence('callrelay_outbox', 'seq')) "
+            "WHERE id = %s AND state = 'dead'", [(now, i) for i in ids])
+        return len(ids)
+
+    def delete_dead(self, event_id: str) -> bool:
+        """Drop a dead event for good, its id still known for SEEN_S (a duplicate is not
+        queued again); False when it is not dead."""
+        # Kept without its body as a closed row, like a delivered one, to recognise
+        # duplicates until the purge forgets it.
+        return self.db.count(
+            "UPDATE callrelay_outbox SET state = 'done', body = '', closed_at = %s "
             "WHERE id = %s AND state = 'dead'", (self.clock(), event_id)) == 1
 
     def backlog(self) -> Backlog:

@@ -23,6 +23,7 @@ from services.store.redis.outbox_scripts import (
     ACK,
     BACKLOG,
     BURY,
+    DELETE_DEAD,
     ENQUEUE,
     LEASE,
     RETRY,
@@ -30,6 +31,7 @@ from services.store.redis.outbox_scripts import (
 )
 
 TTL_MS = math.ceil(DEAD_S * 1000)
+REVIVE_BATCH = 200
 # Bounds the work of counting the backlog (one script, which holds the server): past this
 # many calls with pending events, the count is a lower bound.
 MAX_STREAMS_COUNTED = 1000
@@ -100,8 +102,34 @@ class RedisOutbox:
 
     def revive(self, event_id: str) -> bool:
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
-        return bool(self._run(REVIVE, [self._due, self._dead], event_id, repr(self.clock()),
-                              TTL_MS))
+        return bool(self._run(REVIVE, [self._due, self._dead], repr(self.clock()), TTL_MS,
+                              event_id))
+
+    def revive_all(self) -> int:
+        """Queue every dead event again, oldest first (a call's events keep their order);
+        returns how many."""
+        with self.db.errors():
+            client = self.db.client()
+            ids = cast(list[str], client.zrange(self._dead, 0, -1))
+            pipe = client.pipeline(transaction=False)
+            for event_id in ids:
+                pipe.hget(f"{self.prefix}ob:ev:{event_id}", "created_at")
+            created = [float(at or 0) for at in pipe.execute()]
+        ordered = [event_id for _, event_id in sorted(zip(created, ids, strict=True))]
+        revived = 0
+        # In batches, so that one script never holds the server for long; each batch is
+        # atomic, and an event that died meanwhile waits for the next retry.
+        for start in range(0, len(ordered), REVIVE_BATCH):
+            batch = ordered[start:start + REVIVE_BATCH]
+            revived += int(self._run(REVIVE, [self._due, self._dead], repr(self.clock()),
+                                     TTL_MS, *batch))
+        return revived
+
+    def delete_dead(self, event_id: str) -> bool:
+        """Drop a dead event for good, its id still known for SEEN_S (a duplicate is not
+        queued again); False when it is not dead."""
+        keys = [self._dead, f"{self.prefix}ob:seen:{event_id}"]
+        return bool(self._run(DELETE_DEAD, keys, event_id, math.ceil(SEEN_S * 1000)))
 
     def backlog(self) -> Backlog:
         """Pending events (over at most MAX_STREAMS_COUNTED calls) and dead events."""

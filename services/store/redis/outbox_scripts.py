@@ -97,19 +97,36 @@ return 1
 """
 
 REVIVE = """
--- KEYS: due, dead. ARGV: prefix, id, now, ttl_ms
+-- KEYS: due, dead. ARGV: prefix, now, ttl_ms, then the ids to revive, in order.
+-- Returns how many were dead and are queued again.
+local revived = 0
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local event = ARGV[1] .. 'ob:ev:' .. id
+  local f = redis.call('HMGET', event, 'state', 'stream')
+  if f[1] == 'dead' then
+    redis.call('HSET', event, 'state', 'pending', 'attempts', 0)
+    redis.call('HDEL', event, 'last_error', 'dead_at')
+    redis.call('PEXPIRE', event, ARGV[3])
+    redis.call('ZREM', KEYS[2], id)
+    local queue = ARGV[1] .. 'ob:q:' .. f[2]
+    redis.call('RPUSH', queue, id)
+    redis.call('PEXPIRE', queue, ARGV[3])
+    redis.call('ZADD', KEYS[1], 'NX', ARGV[2], f[2])
+    revived = revived + 1
+  end
+end
+if revived > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return revived
+"""
+
+DELETE_DEAD = """
+-- KEYS: dead, seen. ARGV: prefix, id, seen_ms
 local event = ARGV[1] .. 'ob:ev:' .. ARGV[2]
-local f = redis.call('HMGET', event, 'state', 'stream')
-if f[1] ~= 'dead' then return 0 end
-redis.call('HSET', event, 'state', 'pending', 'attempts', 0)
-redis.call('HDEL', event, 'last_error', 'dead_at')
-redis.call('PEXPIRE', event, ARGV[4])
-redis.call('ZREM', KEYS[2], ARGV[2])
-local queue = ARGV[1] .. 'ob:q:' .. f[2]
-redis.call('RPUSH', queue, ARGV[2])
-redis.call('PEXPIRE', queue, ARGV[4])
-redis.call('ZADD', KEYS[1], 'NX', ARGV[3], f[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+if redis.call('HGET', event, 'state') ~= 'dead' then return 0 end
+redis.call('DEL', event)
+redis.call('ZREM', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])  -- a duplicate is still recognised
 return 1
 """
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
@@ -26,12 +28,32 @@ def _open(path: str) -> sqlite3.Connection:
     # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in the writer).
     db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None,
                          check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
+    _use_wal(db)
     # NORMAL in WAL mode survives a killed process; only a power cut can lose the last
     # commits. That is the trade Heroku-like platforms make anyway.
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
     return db
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Put the file in WAL mode, retrying while another process converts it.
+
+    Two connections converting a new file at once both hold its read lock and want its write
+    lock: SQLite answers one of them "database is locked" at once, without its busy handler
+    (waiting would deadlock them). gunicorn's master converts the file before the workers fork
+    (services/store/sqlite/prepare.py); this covers every other process that opens it.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+            if not busy or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.005, 0.05))  # the other converter needs a few ms
 
 
 def _writer(path: str) -> GroupCommit:

@@ -103,21 +103,36 @@ class SQLiteOutbox:
 
     def revive(self, event_id: str) -> bool:
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
+        return self.db.write(lambda db: self._requeue(db, event_id) == 1)
+
+    def revive_all(self) -> int:
+        """Queue every dead event again, oldest first (a call's events keep their order);
+        returns how many."""
+        return self.db.write(lambda db: self._requeue(db, None))
+
+    def _requeue(self, db: sqlite3.Connection, event_id: str | None) -> int:
+        """Queue the dead event `event_id` again, or every dead event when it is None."""
         now = self.clock()
+        rows = db.execute("SELECT id, stream, body, created_at FROM outbox WHERE state = 'dead' "
+                          "AND (?1 IS NULL OR id = ?1) ORDER BY created_at, seq",
+                          (event_id,)).fetchall()
+        # Deleted and inserted again: a new `seq` puts each behind the events already pending
+        # on its stream, so it never overtakes one being delivered.
+        db.executemany("DELETE FROM outbox WHERE id = ?", [(row[0],) for row in rows])
+        db.executemany("INSERT INTO outbox (id, stream, body, due_at, created_at) "
+                       "VALUES (?, ?, ?, ?, ?)",
+                       [(row[0], row[1], row[2], now, row[3]) for row in rows])
+        return len(rows)
 
-        def requeue(db: sqlite3.Connection) -> bool:
-            row = db.execute("SELECT stream, body, created_at FROM outbox WHERE id = ? "
-                             "AND state = 'dead'", (event_id,)).fetchone()
-            if row is None:
-                return False
-            # Deleted and inserted again: a new `seq` puts it behind the events already
-            # pending on its stream, so it never overtakes one being delivered.
-            db.execute("DELETE FROM outbox WHERE id = ?", (event_id,))
-            db.execute("INSERT INTO outbox (id, stream, body, due_at, created_at) "
-                       "VALUES (?, ?, ?, ?, ?)", (event_id, row[0], row[1], now, row[2]))
-            return True
-
-        return self.db.write(requeue)
+    def delete_dead(self, event_id: str) -> bool:
+        """Drop a dead event for good, its id still known for SEEN_S (a duplicate is not
+        queued again); False when it is not dead."""
+        now = self.clock()
+        # Kept without its body as a closed row, like a delivered one, to recognise
+        # duplicates until the purge forgets it.
+        return self.db.write(lambda db: db.execute(
+            "UPDATE outbox SET state = 'done', body = '', closed_at = ? "
+            "WHERE id = ? AND state = 'dead'", (now, event_id)).rowcount == 1)
 
     def backlog(self) -> Backlog:
         """Pending and dead events, each counted on its partial index."""
