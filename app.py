@@ -26,6 +26,7 @@ from web.api import api_blueprint
 from web.conferences import conferences_blueprint
 from web.dead_events import dead_events_blueprint
 from web.errors import register_error_handlers
+from web.json_provider import StrictJSONProvider
 from web.ops import ops_blueprint
 from web.request_logs import install_request_ids, register_request_logs
 from web.security import BearerTokens, PublicURLs, TwilioSignatures
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
                         settings.max_call_duration_s, conferences=stores.conferences)
 
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["callrelay.store"] = stores
