@@ -27,6 +27,16 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from services.errors import RelayError
+from services.observability.labels import (
+    DIAL_REFUSAL_REASONS,
+    ERROR_CODES,
+    METHODS,
+    NO_STATUS,
+    STATUSES,
+    TWILIO_CODES,
+    TWILIO_ENDPOINTS,
+    bounded,
+)
 from services.store.legs import LegStore
 
 # The classic text format every Prometheus version reads (what generate_latest writes).
@@ -72,9 +82,9 @@ def multiprocess_mode() -> bool:
 
 
 def twilio_endpoint(method: str, url: str) -> str:
-    """A low-cardinality label for a Twilio URL: `POST Calls/{sid}/UserDefinedMessages.json`."""
+    """A label for a Twilio URL: `POST Calls/{sid}/UserDefinedMessages.json`, or `other`."""
     path = _ACCOUNT_PREFIX.sub("", _SID.sub("{sid}", urlsplit(url).path))
-    return f"{method.upper()} {path}"
+    return bounded(f"{method.upper()} {path}", TWILIO_ENDPOINTS)
 
 
 class _Fixed:
@@ -91,7 +101,7 @@ class Metrics:
     """callrelay's counters and histograms; also the Twilio adapter's observer hook."""
 
     def __init__(self) -> None:
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.http_requests = Counter(
@@ -118,16 +128,20 @@ class Metrics:
             "policy refused, by reason.", ["reason"], registry=r)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered HTTP request (and, on /twilio/ routes, one webhook)."""
-        key = (route, method, status)
+        """Count one answered HTTP request (and, on /twilio/ routes, one webhook).
+
+        `route` is the matched URL rule or `unmatched`: a fixed set, unlike the method and
+        status a client may send or provoke.
+        """
+        key = (route, bounded(method, METHODS), bounded(status, STATUSES))
         children = self._children.get(key)
         if children is None:
             # `labels()` validates and looks the labels up on every call: done once per
             # route, method and status (a few dozen at most), not once per request.
             children = self._children[key] = (
-                self.http_requests.labels(route, method, str(status)),
+                self.http_requests.labels(*key),
                 self.http_seconds.labels(route),
-                self.webhooks.labels(route, str(status)) if route.startswith("/twilio/")
+                self.webhooks.labels(route, key[2]) if route.startswith("/twilio/")
                 else None)
         children[0].inc()
         children[1].observe(seconds)
@@ -136,19 +150,21 @@ class Metrics:
 
     def notify(self, outcome: str, twilio_code: object = None) -> None:
         """Count one /notify request: `sent` or the error code."""
-        self.notifies.labels(outcome, "" if twilio_code is None else str(twilio_code)).inc()
+        code = "" if twilio_code is None else bounded(twilio_code, TWILIO_CODES)
+        self.notifies.labels(bounded(outcome, ERROR_CODES | {"sent"}), code).inc()
 
     def twilio_request(self, method: str, url: str, outcome: str, seconds: float) -> None:
         """Observe one HTTP request to Twilio (TwilioObserver)."""
-        self.twilio_seconds.labels(twilio_endpoint(method, url), outcome).observe(seconds)
+        self.twilio_seconds.labels(twilio_endpoint(method, url),
+                                   bounded(outcome, STATUSES | NO_STATUS)).observe(seconds)
 
     def twilio_retry(self, reason: str) -> None:
         """Count one retried attempt (TwilioObserver)."""
-        self.twilio_retries.labels(reason).inc()
+        self.twilio_retries.labels(bounded(reason, STATUSES | NO_STATUS)).inc()
 
     def dial_refused(self, reason: str) -> None:
         """Count one destination the dial policy refused (DialObserver)."""
-        self.dial_refusals.labels(reason).inc()
+        self.dial_refusals.labels(bounded(reason, DIAL_REFUSAL_REASONS)).inc()
 
     def exposition(self, computed: Iterable[Metric] = ()) -> bytes:
         """The text format of every worker's metrics, then the values computed at scrape time."""

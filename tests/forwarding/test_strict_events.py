@@ -86,10 +86,10 @@ def test_a_json_body_whose_content_is_not_text_is_carried_strictly(fwd, backend,
     assert strict(delivery.body)["data"]["content"] == carried
 
 
-LEGACY = ('{"type":"call.message","timestamp":"2026-11-27T10:00:00.000Z","data":{"call_sid":'
-          '"CA%s","leg_sid":"CA%s","leg":null,"identity":null,"message_sid":"KX%s",'
-          '"sequence_number":1,"content":{"price":NaN,"big":Infinity}}}') % ("1" * 32,
-                                                                            "1" * 32, "2" * 32)
+CALL, MESSAGE = "CA" + "1" * 32, "KX" + "2" * 32
+LEGACY = ('{"type":"call.message","timestamp":"2026-11-27T10:00:00.000Z","data":{"call_sid":"'
+          + CALL + '","leg_sid":"' + CALL + '","leg":null,"identity":null,"message_sid":"'
+          + MESSAGE + '","sequence_number":1,"content":{"price":NaN,"big":Infinity}}}')
 
 
 def test_an_event_queued_before_content_was_checked_is_sent_and_listed_strictly(make_app,
@@ -97,13 +97,13 @@ def test_an_event_queued_before_content_was_checked_is_sent_and_listed_strictly(
     app = make_app(FORWARD_MAX_ATTEMPTS="1")
     backend.answer = lambda d: 500
     app.extensions["callrelay.store"].outbox.enqueue(
-        OutboxEvent(id="msg_KX" + "2" * 32, stream="CA" + "1" * 32, body=LEGACY))
+        OutboxEvent(id=f"msg_{MESSAGE}", stream=CALL, body=LEGACY))
     [delivery] = backend.wait_for(lambda ds: len(ds) == 1)
     assert strict(delivery.body)["data"]["content"] == '{"price": NaN, "big": Infinity}'
-    assert delivery.verified()["data"]["message_sid"] == "KX" + "2" * 32
+    assert delivery.verified()["data"]["message_sid"] == MESSAGE
     relay = Relay(app.test_client())
     wait_until(lambda: relay.get("/events/dead").json["events"] != [])
     listed = relay.get("/events/dead")
     [dead] = strict(listed.data)["events"]
-    assert dead["id"] == "msg_KX" + "2" * 32
+    assert dead["id"] == f"msg_{MESSAGE}"
     assert dead["event"]["data"]["content"] == '{"price": NaN, "big": Infinity}'
