@@ -54,7 +54,7 @@ class Settings:
     def secrets(self) -> tuple[str | None, ...]:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
-                self.forwarding.secret, *self.relay_api_tokens)
+                self.forwarding.secret, *self.forwarding.url_secrets, *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:
