@@ -21,6 +21,7 @@ from services.store.outbox import ForwardingStore
 from services.twilio.dial_policy import DialPolicy
 from services.twilio.port import TwilioGateway
 from services.twilio.rest import TwilioRestGateway
+from services.use_cases.lookup_budget import LookupBudget
 from services.use_cases.notify import Notifier
 from web.api import api_blueprint
 from web.conferences import conferences_blueprint
@@ -52,7 +53,9 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     relay = build_forwarding(settings.forwarding, stores.outbox, twilio,
                              forwarding or ForwardingOptions())
     notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s,
-                        settings.max_call_duration_s, conferences=stores.conferences)
+                        settings.max_call_duration_s, conferences=stores.conferences,
+                        budget=LookupBudget(settings.lookup_budget, observer=metrics),
+                        observer=metrics)
 
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)

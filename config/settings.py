@@ -11,10 +11,12 @@ from dotenv import load_dotenv
 
 from config.dialling import read_dialling
 from config.forwarding import ForwardingSettings, read_forwarding
+from config.lookups import read_lookup_budget
 from config.reader import ConfigError, EnvReader
 from config.serving import ServingSettings, read_serving
 from config.stores import DEFAULT_STORE_URL, read_store_url
 from services.legs.rules import Retention
+from services.use_cases.lookup_budget import Budget
 
 __all__ = ["ConfigError", "ForwardingSettings", "ServingSettings", "Settings"]
 
@@ -47,6 +49,8 @@ class Settings:
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
+    # Twilio requests a second (and the burst) that lookups of unknown calls may make.
+    lookup_budget: Budget = field(default_factory=Budget)
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
 
@@ -103,6 +107,7 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+            lookup_budget=read_lookup_budget(reader),
             forwarding=read_forwarding(reader),
             serving=read_serving(reader),
         )

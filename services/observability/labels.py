@@ -30,6 +30,7 @@ DIAL_REFUSAL_REASONS = frozenset({
     "conference_not_allowed"})
 LOOKUP_KINDS = frozenset({"call", "children", "client"})
 LOOKUP_OUTCOMES = frozenset({"found", "unknown", "failed", "cached"})
+LOOKUP_REFUSALS = frozenset({"rate", "concurrency"})
 
 
 def _codes(cls: type[RelayError]) -> Iterable[str]:

@@ -18,6 +18,7 @@ from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     values,
@@ -30,6 +31,9 @@ from services.errors import RelayError
 from services.observability.labels import (
     DIAL_REFUSAL_REASONS,
     ERROR_CODES,
+    LOOKUP_KINDS,
+    LOOKUP_OUTCOMES,
+    LOOKUP_REFUSALS,
     METHODS,
     NO_STATUS,
     STATUSES,
@@ -57,6 +61,14 @@ class TwilioObserver(Protocol):
 
     def twilio_retry(self, reason: str) -> None:
         """A failed attempt (reason: HTTP status, `timeout` or `connection`) will be retried."""
+        ...
+
+    def breaker_opened(self, seconds: float) -> None:
+        """The 429 breaker opened for `seconds`: requests to Twilio are refused meanwhile."""
+        ...
+
+    def breaker_closed(self) -> None:
+        """The 429 breaker closed: Twilio answered a probe without a 429."""
         ...
 
 
@@ -126,6 +138,23 @@ class Metrics:
         self.dial_refusals = Counter(
             "callrelay_dial_refused", "Destinations an SDK caller asked for that the dial "
             "policy refused, by reason.", ["reason"], registry=r)
+        self.lookups = Counter(
+            "callrelay_lookups", "Lookups of calls and identities callrelay does not know, by "
+            "kind (call, children, client) and outcome (found, unknown, failed at Twilio, or "
+            "cached: answered without asking Twilio).", ["kind", "outcome"], registry=r)
+        self.lookups_refused = Counter(
+            "callrelay_lookups_refused", "Lookups refused with 503 lookup_budget_exhausted, by "
+            "kind and reason (rate: LOOKUP_BUDGET spent; concurrency: too many in flight).",
+            ["kind", "reason"], registry=r)
+        self.breaker_openings = Counter(
+            "callrelay_twilio_breaker_opened", "Times the breaker opened because Twilio kept "
+            "answering 429.", registry=r)
+        # Per process, a wall-clock time so that it reads right without traffic: the breaker
+        # is open where it is in the future (max over the live workers).
+        self.breaker_open_until = Gauge(
+            "callrelay_twilio_breaker_open_until_seconds", "Unix time until which requests to "
+            "Twilio are refused because it answered 429 (0 or past: closed).",
+            registry=r, multiprocess_mode="livemax")
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request (and, on /twilio/ routes, one webhook).
@@ -161,6 +190,24 @@ class Metrics:
     def twilio_retry(self, reason: str) -> None:
         """Count one retried attempt (TwilioObserver)."""
         self.twilio_retries.labels(bounded(reason, STATUSES | NO_STATUS)).inc()
+
+    def breaker_opened(self, seconds: float) -> None:
+        """Count an opening of the 429 breaker and say until when (TwilioObserver)."""
+        self.breaker_openings.inc()
+        self.breaker_open_until.set(time.time() + seconds)
+
+    def breaker_closed(self) -> None:
+        """The 429 breaker closed (TwilioObserver)."""
+        self.breaker_open_until.set(0)
+
+    def lookup(self, kind: str, outcome: str) -> None:
+        """Count one lookup by kind and outcome (LookupObserver)."""
+        self.lookups.labels(bounded(kind, LOOKUP_KINDS), bounded(outcome, LOOKUP_OUTCOMES)).inc()
+
+    def lookup_refused(self, kind: str, reason: str) -> None:
+        """Count one lookup refused by the budget (LookupObserver)."""
+        self.lookups_refused.labels(bounded(kind, LOOKUP_KINDS),
+                                    bounded(reason, LOOKUP_REFUSALS)).inc()
 
     def dial_refused(self, reason: str) -> None:
         """Count one destination the dial policy refused (DialObserver)."""

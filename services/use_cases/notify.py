@@ -23,6 +23,7 @@ from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.twilio.port import TwilioGateway
 from services.use_cases.conference_targets import find_conference, live_sdk_participants
+from services.use_cases.lookup_budget import LookupBudget, LookupObserver
 from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, Delivery, deliver
 from services.use_cases.reconcile import Reconciler
 
@@ -164,13 +165,15 @@ class Notifier:
 
     def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0,
                  max_call_duration_s: float = 4 * 3600.0, *,
-                 conferences: ConferenceStore | None = None) -> None:
+                 conferences: ConferenceStore | None = None,
+                 budget: LookupBudget | None = None,
+                 observer: LookupObserver | None = None) -> None:
         self.store = store
         self.twilio = twilio
         self.deadline_s = deadline_s
         self.max_call_duration_s = max_call_duration_s
         self.conferences = conferences
-        self.reconciler = Reconciler(store, twilio)
+        self.reconciler = Reconciler(store, twilio, budget=budget, observer=observer)
 
     def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
         """The leg(s) a request is for, or the error that explains why there are none."""

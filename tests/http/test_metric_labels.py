@@ -76,6 +76,9 @@ def test_every_label_of_every_metric_is_from_its_fixed_set(relay, client, twilio
     allowed["reason"] = STATUSES | {"timeout", "connection", *DIAL_REASONS}
     allowed["sdk"] = {"true", "false"}
     allowed["le"] = None
+    allowed["kind"] = {"call", "children", "client"}
+    allowed["outcome"] |= {"found", "unknown", "failed", "cached"}
+    allowed["reason"] |= {"rate", "concurrency"}
     for name, labels, _ in samples(client):
         for label, value in labels.items():
             assert label in allowed, (name, label)
