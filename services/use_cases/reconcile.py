@@ -122,7 +122,8 @@ class Reconciler:
         return True
 
     def _remember(self, key: str, error: RelayError | None) -> None:
-        self._answers[key] = (self.clock(), error)
+        with self._guard:  # _lock_for walks the map under the same lock
+            self._answers[key] = (self.clock(), error)
 
     def _report(self, kind: str, outcome: str) -> None:
         if self.observer is not None:
