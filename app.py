@@ -21,6 +21,7 @@ from services.store.outbox import ForwardingStore
 from services.twilio.dial_policy import DialPolicy
 from services.twilio.port import TwilioGateway
 from services.twilio.rest import TwilioRestGateway
+from services.use_cases.call_history import CallHistory
 from services.use_cases.lookup_budget import LookupBudget
 from services.use_cases.notify import Notifier
 from web.api import api_blueprint
@@ -50,10 +51,14 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     metrics = Metrics()
     stores = store or open_stores(settings.store_url, settings.retention)
     twilio = twilio or TwilioRestGateway(settings, observer=metrics)
+    metrics.worker_started(settings.serving.workers)
+    history = (CallHistory(stores.history, keep_content=settings.message_log_content,
+                           observer=metrics) if stores.history is not None else None)
     relay = build_forwarding(settings.forwarding, stores.outbox, twilio,
-                             forwarding or ForwardingOptions())
+                             forwarding or ForwardingOptions(), metrics, history)
     notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s,
                         settings.max_call_duration_s, conferences=stores.conferences,
+                        history=history,
                         budget=LookupBudget(settings.lookup_budget, observer=metrics),
                         observer=metrics)
 
@@ -71,11 +76,11 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
                                            settings.dial_sip_domains)
     app.register_blueprint(twilio_blueprint(settings, TwilioSignatures(settings, urls), urls,
                                             dial_policy, metrics, stores.legs, relay,
-                                            conferences=stores.conferences))
-    app.register_blueprint(api_blueprint(tokens, notifier, stores.legs))
+                                            conferences=stores.conferences, history=history))
+    app.register_blueprint(api_blueprint(tokens, notifier, stores.legs, history))
     app.register_blueprint(conferences_blueprint(tokens, stores.conferences, stores.legs))
     app.register_blueprint(dead_events_blueprint(tokens, relay))
-    app.register_blueprint(ops_blueprint(stores.legs, metrics))
+    app.register_blueprint(ops_blueprint(stores.legs, stores.outbox, metrics))
     register_error_handlers(app)
     if relay is not None:
         start_forwarding(app, relay)
@@ -93,13 +98,16 @@ def register_proxy_fix(app: Flask, settings: Settings) -> None:
 
 
 def build_forwarding(config: ForwardingSettings, outbox: ForwardingStore,
-                     twilio: TwilioGateway, options: ForwardingOptions) -> Forwarding | None:
+                     twilio: TwilioGateway, options: ForwardingOptions,
+                     metrics: Metrics | None = None,
+                     history: CallHistory | None = None) -> Forwarding | None:
     """The outbox's delivery thread and the subscriber, when FORWARD_URL is set."""
     if not config.enabled:
         return None
-    assert config.url is not None and config.secret is not None
+    assert config.url is not None
     delivery = replace(options.delivery, max_attempts=config.max_attempts)
-    forwarder = Forwarder(outbox, config.url, config.secret, delivery)
+    forwarder = Forwarder(outbox, config.url, config.secrets, delivery, observer=metrics,
+                          on_settled=history.forwarding_settled if history else None)
     subscriber = (Subscriber(outbox, twilio, options.subscription)
                   if config.subscribe_messages else None)
     return Forwarding(outbox, forwarder, subscriber, config.events)

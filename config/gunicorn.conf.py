@@ -20,6 +20,7 @@ except ConfigError as exc:
 # /metrics sums every worker's counters (prometheus-client's multiprocess mode): the directory is
 # set here, in the master, so that workers see it before they import prometheus_client.
 metrics_dir.prepare()
+metrics_dir.count_worker_exits()
 child_exit = metrics_dir.child_exit
 on_exit = metrics_dir.on_exit
 

@@ -51,6 +51,8 @@ class Settings:
     max_call_duration_s: float = 4 * 3600.0
     # Twilio requests a second (and the burst) that lookups of unknown calls may make.
     lookup_budget: Budget = field(default_factory=Budget)
+    # Keep message content in the calls' histories (it may hold personal data).
+    message_log_content: bool = False
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
 
@@ -58,7 +60,7 @@ class Settings:
     def secrets(self) -> tuple[str | None, ...]:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
-                self.forwarding.secret, *self.forwarding.url_secrets, *self.relay_api_tokens)
+                *self.forwarding.secrets, *self.forwarding.url_secrets, *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:
@@ -108,6 +110,7 @@ class Settings:
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
             lookup_budget=read_lookup_budget(reader),
+            message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),
             serving=read_serving(reader),
         )

@@ -98,6 +98,7 @@ def test_only_the_rest_adapter_imports_twilio_rest():
 
 def test_ports_import_no_adapter():
     ports = ["services.store.legs", "services.store.conferences", "services.store.outbox",
+             "services.store.history",
              "services.twilio.port"]
     adapters = ("services.store.sqlite", "services.store.redis", "services.twilio.rest")
     for port in ports:

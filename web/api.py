@@ -1,4 +1,4 @@
-"""The internal API that backend services call: /notify and the call registry."""
+"""The internal API that backend services call: /notify, the call registry, call histories."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from typing import Any
 
 from flask import Blueprint, request
 
-from services.errors import CallNotFound, InvalidJSON, ValidationFailed
+from services.errors import CallNotFound, InvalidJSON, NotFound, ValidationFailed
 from services.legs.model import Leg, is_call_sid
 from services.store.legs import LegStore
+from services.use_cases.call_history import CallHistory
+from services.use_cases.list_calls import list_calls, parse_query
 from services.use_cases.notify import Notifier, parse_request
 from web.request_logs import annotate
 from web.security import BearerTokens
@@ -24,8 +26,9 @@ def _leg_json(leg: Leg) -> dict[str, Any]:
     return {"leg": "parent" if leg.is_parent else "child", "identity": leg.identity}
 
 
-def api_blueprint(auth: BearerTokens, notifier: Notifier, legs: LegStore) -> Blueprint:
-    """POST /notify, GET /calls and GET /calls/<call_sid>, behind bearer tokens."""
+def api_blueprint(auth: BearerTokens, notifier: Notifier, legs: LegStore,
+                  history: CallHistory | None = None) -> Blueprint:
+    """POST /notify, GET /calls, /calls/<call_sid> and its /messages, behind bearer tokens."""
     bp = Blueprint("api", __name__)
 
     @bp.post("/notify")
@@ -55,20 +58,36 @@ def api_blueprint(auth: BearerTokens, notifier: Notifier, legs: LegStore) -> Blu
 
     @bp.get("/calls")
     @auth.required
-    def list_calls() -> dict[str, Any]:
-        """Calls that still have a leg that has not ended."""
-        return {"calls": [_call_json(call) for call in legs.live_calls() if call]}
+    def calls() -> dict[str, Any]:
+        """Calls that still have a leg that has not ended, a page at a time, filtered."""
+        page = list_calls(legs, parse_query(request.args.to_dict()))
+        return {"calls": [_call_json(call) for call in page.calls],
+                "next_cursor": page.next_cursor}
 
-    @bp.get("/calls/<call_sid>")
-    @auth.required
-    def get_call(call_sid: str) -> dict[str, Any]:
-        """One call, found by any of its legs' SIDs, with all its legs."""
+    def known_leg(call_sid: str) -> Leg:
         if not is_call_sid(call_sid):
             raise ValidationFailed("call_sid must be CA followed by 32 hex digits.")
         leg = legs.get(call_sid)
         if leg is None:
             raise CallNotFound("callrelay knows no call with this SID (or it ended more than "
                                "LEG_RETENTION_S ago).", call_sid=call_sid)
-        return _call_json(legs.call_legs(leg.root_sid))
+        return leg
+
+    @bp.get("/calls/<call_sid>")
+    @auth.required
+    def get_call(call_sid: str) -> dict[str, Any]:
+        """One call, found by any of its legs' SIDs, with all its legs."""
+        return _call_json(legs.call_legs(known_leg(call_sid).root_sid))
+
+    @bp.get("/calls/<call_sid>/messages")
+    @auth.required
+    def call_messages(call_sid: str) -> dict[str, Any]:
+        """The call's message history (by any of its legs' SIDs), oldest first."""
+        root = known_leg(call_sid).root_sid
+        annotate(call_sid=root)
+        if history is None:
+            raise NotFound("This callrelay's store keeps no message history.",
+                           call_sid=call_sid)
+        return {"call_sid": root, "messages": history.messages(root)}
 
     return bp

@@ -8,13 +8,15 @@ from typing import Any
 
 from flask import Blueprint, Response
 
-from services.observability.metrics import CONTENT_TYPE, Metrics, store_gauges
+from services.observability.gauges import scrape_gauges
+from services.observability.metrics import CONTENT_TYPE, Metrics
 from services.store.legs import LegStore
+from services.store.outbox import Outbox
 
 OPENAPI = json.loads((Path(__file__).parent / "openapi.json").read_text())
 
 
-def ops_blueprint(legs: LegStore, metrics: Metrics) -> Blueprint:
+def ops_blueprint(legs: LegStore, outbox: Outbox, metrics: Metrics) -> Blueprint:
     """/healthz, /readyz, /metrics and /openapi.json."""
     bp = Blueprint("ops", __name__)
 
@@ -31,8 +33,9 @@ def ops_blueprint(legs: LegStore, metrics: Metrics) -> Blueprint:
 
     @bp.get("/metrics")
     def scrape() -> Response:
-        """Counters and histograms of every worker, then the store's gauges."""
-        return Response(metrics.exposition(store_gauges(legs)), content_type=CONTENT_TYPE)
+        """Counters and histograms of every worker, then the gauges read from the store."""
+        return Response(metrics.exposition(scrape_gauges(legs, outbox)),
+                        content_type=CONTENT_TYPE)
 
     @bp.get("/openapi.json")
     def openapi() -> dict[str, Any]:

@@ -72,6 +72,8 @@ def _finish(response: Response, metrics: Metrics) -> Response:
     status = response.status_code
     error = _error(response)
     metrics.request(route, request.method, status, seconds)
+    if error.get("code") == "store_unavailable":
+        metrics.store_error("request")
     if route == "/notify":
         metrics.notify("sent" if status < 400 else str(error.get("code", status)),
                        error.get("twilio_code"))

@@ -15,6 +15,7 @@ from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.twilio.dial_policy import DialObserver, DialPolicy
 from services.twilio.twiml import DialPlan, voice_response
+from services.use_cases.call_history import CallHistory
 from services.use_cases.record_conference import record_conference
 from services.use_cases.record_status import record_status
 from web.request_logs import annotate
@@ -41,7 +42,7 @@ def _message_params() -> dict[str, Any]:
 def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: PublicURLs,
                      dial_policy: DialPolicy, dial_observer: DialObserver, legs: LegStore,
                      forwarding: Forwarding | None, *,
-                     conferences: ConferenceStore) -> Blueprint:
+                     conferences: ConferenceStore, history: CallHistory | None = None) -> Blueprint:
     """POST /twilio/voice, /status, /conference and /messages, behind Twilio's signature."""
     bp = Blueprint("twilio", __name__)
 
@@ -49,7 +50,7 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
 
     def record(params: dict[str, str]) -> None:
         recorded = record_status(legs, forwarding, params, urls.base(request) + MESSAGES_PATH,
-                                 retention)
+                                 retention, history=history)
         leg = recorded.leg
         if leg is None:
             annotate(reported=recorded.event.status, stale=True)
@@ -92,11 +93,15 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     def messages() -> Response:
         """A message from a Voice SDK (subscription callback): answered once durably queued."""
         msg = parse_message(_message_params())
+        leg = legs.get(msg.call_sid)
+        if history is not None:  # before it is queued: "pending" comes before "forwarded"
+            history.sdk_message(msg, leg, forwarded=forwarding is not None
+                                and "messages" in forwarding.events)
         if forwarding is None:
             log.warning("sdk message dropped: FORWARD_URL is not set",
                         extra={"call_sid": msg.call_sid, "message_sid": msg.sid})
             return Response(status=204)
-        forwarding.message_received(msg, legs.get(msg.call_sid))
+        forwarding.message_received(msg, leg)
         return Response(status=204)
 
     return bp

@@ -9,18 +9,40 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
 import requests
 from standardwebhooks import Webhook
 
 from services.errors import StoreUnavailable
 from services.forwarding.events import strict_body
+from services.store.history import DEAD, FORWARDED
 from services.store.outbox import Outbox, OutboxEvent
 
 log = logging.getLogger("callrelay.forwarder")
+# Told when an event is settled: (event, FORWARDED or DEAD, attempts, the last error or None).
+Settled = Callable[[OutboxEvent, str, int, str | None], None]
+# Why an attempt failed, as metrics count it: a fixed set, whatever the backend answers.
+FAILURE_REASONS = ("http_3xx", "http_4xx", "http_5xx", "timeout", "connection", "other")
+
+
+class DeliveryObserver(Protocol):
+    """What the forwarder reports, through an optional hook, about its work (metrics)."""
+
+    def forward_attempt(self, failure: str | None, seconds: float) -> None:
+        """One delivery attempt ended: `failure` is None when accepted, else a FAILURE_REASONS."""
+        ...
+
+    def forward_dead(self) -> None:
+        """An event failed its last attempt and moved to the dead list."""
+        ...
+
+    def store_error(self, source: str) -> None:
+        """The store could not be reached (`source`: who noticed, here `forwarding`)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,22 +75,47 @@ class DeliveryOptions:
     hold_attempts: int = 1
 
 
-def signed_headers(secret: str, event_id: str, body: str, at: float) -> dict[str, str]:
-    """The Standard Webhooks headers (webhook-id, -timestamp, -signature) for one attempt."""
+def signed_headers(secrets: str | Sequence[str], event_id: str, body: str, at: float
+                   ) -> dict[str, str]:
+    """The Standard Webhooks headers (webhook-id, -timestamp, -signature) for one attempt,
+    signed with each secret (current first): a receiver holding any one of them verifies."""
+    keys = [secrets] if isinstance(secrets, str) else list(secrets)
+    if not keys:
+        raise ValueError("at least one secret is needed to sign an event")
     stamp = datetime.fromtimestamp(int(at), UTC)
+    # Standard Webhooks: several signatures, space-separated, each "v1,<base64>".
+    signatures = " ".join(Webhook(key).sign(event_id, stamp, body) for key in keys)
     return {"webhook-id": event_id, "webhook-timestamp": str(int(at)),
-            "webhook-signature": Webhook(secret).sign(event_id, stamp, body)}
+            "webhook-signature": signatures}
+
+
+def failure_reason(status: int | None, exc: Exception | None = None) -> str:
+    """The FAILURE_REASONS label of a failed attempt: the answer's status class, or why none."""
+    if exc is not None:
+        if isinstance(exc, requests.Timeout):  # before ConnectionError: ConnectTimeout is both
+            return "timeout"
+        # A connection refused, reset, or cut while the answer was read.
+        broken = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+        return "connection" if isinstance(exc, broken) else "other"
+    if status is not None and 300 <= status < 600:
+        return f"http_{status // 100}xx"
+    return "other"
 
 
 class Forwarder:
     """One delivery thread per process: leases due events, posts them, acks or backs off."""
 
-    def __init__(self, outbox: Outbox, url: str, secret: str,
+    def __init__(self, outbox: Outbox, url: str, secrets: str | Sequence[str],
                  options: DeliveryOptions | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.outbox, self.url, self._secret = outbox, url, secret
+                 clock: Callable[[], float] = time.time,
+                 observer: DeliveryObserver | None = None,
+                 on_settled: Settled | None = None) -> None:
+        self.outbox, self.url = outbox, url
+        self._secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+        self.on_settled = on_settled
         self.options = options or DeliveryOptions()
         self.clock = clock
+        self.observer = observer
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -109,6 +156,8 @@ class Forwarder:
                     handled = self.run_once(session)
                 except StoreUnavailable:
                     log.warning("outbox unreachable; retrying shortly")
+                    if self.observer is not None:
+                        self.observer.store_error("forwarding")
                     handled = 0
                 except Exception:
                     log.exception("forwarder failed unexpectedly; retrying shortly")
@@ -133,26 +182,37 @@ class Forwarder:
         # Events queued before content was checked may hold NaN: sent as strict JSON too.
         body = strict_body(event.body) or event.body
         headers = {"Content-Type": "application/json", "User-Agent": "callrelay",
-                   **signed_headers(self._secret, event.id, body, self.clock())}
+                   **signed_headers(self._secrets, event.id, body, self.clock())}
         timeout = self.options.timeout_s
+        started = time.monotonic()
         refused = False
         try:
             answer = session.post(self.url, data=body.encode(), headers=headers,
                                   timeout=(min(3.0, timeout), timeout), allow_redirects=False)
             answer.close()
-            error = None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
+            accepted = 200 <= answer.status_code < 300
+            error = None if accepted else f"HTTP {answer.status_code}"
+            reason = None if accepted else failure_reason(answer.status_code)
             refused = 400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
         except requests.RequestException as exc:
-            error = exc.__class__.__name__
+            error, reason = exc.__class__.__name__, failure_reason(None, exc)
+        if self.observer is not None:
+            self.observer.forward_attempt(reason, time.monotonic() - started)
         attempt = event.attempts + 1
         fields = {"event_id": event.id, "call_sid": event.stream, "attempt": attempt}
         if error is None:
             self.outbox.ack(event.id)
             log.info("event forwarded", extra=fields)
+            if self.on_settled is not None:
+                self.on_settled(event, FORWARDED, attempt, None)
         elif attempt >= self.options.max_attempts:
             self.outbox.bury(event.id, self.owner, error)
+            if self.observer is not None:
+                self.observer.forward_dead()
             log.error("event undeliverable, moved to the dead list",
                       extra={**fields, "error": error})
+            if self.on_settled is not None:
+                self.on_settled(event, DEAD, attempt, error)
         else:
             delay = self.options.backoff.delay(attempt)
             aside = refused and attempt > self.options.hold_attempts

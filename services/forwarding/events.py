@@ -30,6 +30,7 @@ class SdkMessage:
     call_sid: str
     content: Any
     sequence_number: int | None = None
+    size: int = 0  # characters of content, as Twilio sent it
 
 
 def decode_content(raw: Any) -> Any:
@@ -68,8 +69,12 @@ def parse_message(params: Mapping[str, Any]) -> SdkMessage:
         sequence = int(seq)
     else:
         raise ValidationFailed("SequenceNumber must be a whole number.", field="SequenceNumber")
+    raw = params.get("Content")
+    size = len(raw if isinstance(raw, str) else
+               json.dumps(raw, separators=(",", ":"), ensure_ascii=False) if raw is not None
+               else "")
     return SdkMessage(sid=sid, call_sid=str(call_sid), sequence_number=sequence,
-                      content=decode_content(params.get("Content")))
+                      content=decode_content(raw), size=size)
 
 
 def _iso(at: float) -> str:

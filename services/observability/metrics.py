@@ -23,25 +23,13 @@ from prometheus_client import (
     generate_latest,
     values,
 )
-from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from services.errors import RelayError
-from services.observability.labels import (
-    DIAL_REFUSAL_REASONS,
-    ERROR_CODES,
-    LOOKUP_KINDS,
-    LOOKUP_OUTCOMES,
-    LOOKUP_REFUSALS,
-    METHODS,
-    NO_STATUS,
-    STATUSES,
-    TWILIO_CODES,
-    TWILIO_ENDPOINTS,
-    bounded,
-)
-from services.store.legs import LegStore
+from services.forwarding.delivery import FAILURE_REASONS
+from services.observability import labels
+from services.observability.labels import bounded
+from services.use_cases.call_history import HISTORY_OPERATIONS
 
 # The classic text format every Prometheus version reads (what generate_latest writes).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -49,6 +37,11 @@ _SID = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9a-fA-F]{32}(?![A-Za-z0-9])")
 _ACCOUNT_PREFIX = re.compile(r"^/2010-04-01/Accounts/\{sid\}/")
 # Twilio answers in tens to hundreds of milliseconds; the tail up to the 10 s timeout matters.
 _TWILIO_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+# A backend should answer well within the 10 s delivery timeout.
+_FORWARD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Who noticed that the store could not be reached: a request (answered 503
+# store_unavailable), the forwarding thread, or anything else.
+STORE_ERROR_SOURCES = ("request", "forwarding", "other")
 R = TypeVar("R")
 
 
@@ -96,7 +89,7 @@ def multiprocess_mode() -> bool:
 def twilio_endpoint(method: str, url: str) -> str:
     """A label for a Twilio URL: `POST Calls/{sid}/UserDefinedMessages.json`, or `other`."""
     path = _ACCOUNT_PREFIX.sub("", _SID.sub("{sid}", urlsplit(url).path))
-    return bounded(f"{method.upper()} {path}", TWILIO_ENDPOINTS)
+    return bounded(f"{method.upper()} {path}", labels.TWILIO_ENDPOINTS)
 
 
 class _Fixed:
@@ -138,6 +131,56 @@ class Metrics:
         self.dial_refusals = Counter(
             "callrelay_dial_refused", "Destinations an SDK caller asked for that the dial "
             "policy refused, by reason.", ["reason"], registry=r)
+        self.history_failures = Counter(
+            "callrelay_history_write_failures", "Message-history writes that failed (the "
+            "message itself went on), by operation.", ["operation"], registry=r)
+        self.store_errors = Counter(
+            "callrelay_store_errors", "Times the store could not be reached, by who noticed: "
+            "a request (answered 503 store_unavailable) or the forwarding thread.",
+            ["source"], registry=r)
+        self._forwarding_metrics(r)
+        self._worker_metrics(r)
+        self._lookup_metrics(r)
+        # Every value of a bounded label is there from the start, at 0: rate() and increase()
+        # then see the first failure, instead of a series that appears already at 1.
+        for source in STORE_ERROR_SOURCES:
+            self.store_errors.labels(source)
+        for reason in FAILURE_REASONS:
+            self.forwards_failed.labels(reason)
+        for operation in HISTORY_OPERATIONS:
+            self.history_failures.labels(operation)
+        for kind in labels.LOOKUP_KINDS:
+            for outcome in labels.LOOKUP_OUTCOMES:
+                self.lookups.labels(kind, outcome)
+            for reason in labels.LOOKUP_REFUSALS:
+                self.lookups_refused.labels(kind, reason)
+
+    def _forwarding_metrics(self, r: CollectorRegistry) -> None:
+        self.forwards_delivered = Counter(
+            "callrelay_forward_delivered", "Events the backend (FORWARD_URL) accepted.",
+            registry=r)
+        self.forwards_failed = Counter(
+            "callrelay_forward_failed", "Delivery attempts that failed, by reason (http_3xx, "
+            "http_4xx, http_5xx, timeout, connection, other); each retry counts again.",
+            ["reason"], registry=r)
+        self.forwards_dead = Counter(
+            "callrelay_forward_dead", "Events that failed their last attempt and moved to the "
+            "dead list.", registry=r)
+        self.forward_seconds = Histogram(
+            "callrelay_forward_attempt_duration_seconds", "Time the backend took to answer a "
+            "delivery attempt (or to fail it).", buckets=_FORWARD_BUCKETS, registry=r)
+
+    def _worker_metrics(self, r: CollectorRegistry) -> None:
+        # livesum/livemax: a dead worker's value leaves the sum when gunicorn reaps it
+        # (config/metrics_dir.child_exit); outside multiprocess mode the mode is ignored.
+        self.workers = Gauge(
+            "callrelay_workers", "Worker processes serving requests now.",
+            registry=r, multiprocess_mode="livesum")
+        self.workers_configured = Gauge(
+            "callrelay_workers_configured", "Worker processes this instance is configured to "
+            "run (WEB_CONCURRENCY).", registry=r, multiprocess_mode="livemax")
+
+    def _lookup_metrics(self, r: CollectorRegistry) -> None:
         self.lookups = Counter(
             "callrelay_lookups", "Lookups of calls and identities callrelay does not know, by "
             "kind (call, children, client) and outcome (found, unknown, failed at Twilio, or "
@@ -156,13 +199,18 @@ class Metrics:
             "Twilio are refused because it answered 429 (0 or past: closed).",
             registry=r, multiprocess_mode="livemax")
 
+    def worker_started(self, configured: int) -> None:
+        """This process serves requests, one of `configured` workers."""
+        self.workers.set(1)
+        self.workers_configured.set(configured)
+
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered HTTP request (and, on /twilio/ routes, one webhook).
 
         `route` is the matched URL rule or `unmatched`: a fixed set, unlike the method and
         status a client may send or provoke.
         """
-        key = (route, bounded(method, METHODS), bounded(status, STATUSES))
+        key = (route, bounded(method, labels.METHODS), bounded(status, labels.STATUSES))
         children = self._children.get(key)
         if children is None:
             # `labels()` validates and looks the labels up on every call: done once per
@@ -179,17 +227,17 @@ class Metrics:
 
     def notify(self, outcome: str, twilio_code: object = None) -> None:
         """Count one /notify request: `sent` or the error code."""
-        code = "" if twilio_code is None else bounded(twilio_code, TWILIO_CODES)
-        self.notifies.labels(bounded(outcome, ERROR_CODES | {"sent"}), code).inc()
+        code = "" if twilio_code is None else bounded(twilio_code, labels.TWILIO_CODES)
+        self.notifies.labels(bounded(outcome, labels.ERROR_CODES | {"sent"}), code).inc()
 
     def twilio_request(self, method: str, url: str, outcome: str, seconds: float) -> None:
         """Observe one HTTP request to Twilio (TwilioObserver)."""
-        self.twilio_seconds.labels(twilio_endpoint(method, url),
-                                   bounded(outcome, STATUSES | NO_STATUS)).observe(seconds)
+        outcome = bounded(outcome, labels.STATUSES | labels.NO_STATUS)
+        self.twilio_seconds.labels(twilio_endpoint(method, url), outcome).observe(seconds)
 
     def twilio_retry(self, reason: str) -> None:
         """Count one retried attempt (TwilioObserver)."""
-        self.twilio_retries.labels(bounded(reason, STATUSES | NO_STATUS)).inc()
+        self.twilio_retries.labels(bounded(reason, labels.STATUSES | labels.NO_STATUS)).inc()
 
     def breaker_opened(self, seconds: float) -> None:
         """Count an opening of the 429 breaker and say until when (TwilioObserver)."""
@@ -202,16 +250,37 @@ class Metrics:
 
     def lookup(self, kind: str, outcome: str) -> None:
         """Count one lookup by kind and outcome (LookupObserver)."""
-        self.lookups.labels(bounded(kind, LOOKUP_KINDS), bounded(outcome, LOOKUP_OUTCOMES)).inc()
+        self.lookups.labels(bounded(kind, labels.LOOKUP_KINDS),
+                            bounded(outcome, labels.LOOKUP_OUTCOMES)).inc()
 
     def lookup_refused(self, kind: str, reason: str) -> None:
         """Count one lookup refused by the budget (LookupObserver)."""
-        self.lookups_refused.labels(bounded(kind, LOOKUP_KINDS),
-                                    bounded(reason, LOOKUP_REFUSALS)).inc()
+        self.lookups_refused.labels(bounded(kind, labels.LOOKUP_KINDS),
+                                    bounded(reason, labels.LOOKUP_REFUSALS)).inc()
 
     def dial_refused(self, reason: str) -> None:
         """Count one destination the dial policy refused (DialObserver)."""
-        self.dial_refusals.labels(bounded(reason, DIAL_REFUSAL_REASONS)).inc()
+        self.dial_refusals.labels(bounded(reason, labels.DIAL_REFUSAL_REASONS)).inc()
+
+    def history_write_failed(self, operation: str) -> None:
+        """Count one message-history write that failed (HistoryObserver)."""
+        self.history_failures.labels(operation).inc()
+
+    def store_error(self, source: str) -> None:
+        """Count one time the store could not be reached (a STORE_ERROR_SOURCES)."""
+        self.store_errors.labels(source if source in STORE_ERROR_SOURCES else "other").inc()
+
+    def forward_attempt(self, failure: str | None, seconds: float) -> None:
+        """Count one delivery attempt: accepted, or failed for a reason (DeliveryObserver)."""
+        self.forward_seconds.observe(seconds)
+        if failure is None:
+            self.forwards_delivered.inc()
+        else:
+            self.forwards_failed.labels(failure if failure in FAILURE_REASONS else "other").inc()
+
+    def forward_dead(self) -> None:
+        """Count one event moved to the dead list (DeliveryObserver)."""
+        self.forwards_dead.inc()
 
     def exposition(self, computed: Iterable[Metric] = ()) -> bytes:
         """The text format of every worker's metrics, then the values computed at scrape time."""
@@ -223,29 +292,3 @@ class Metrics:
         scraped = CollectorRegistry()
         scraped.register(_Fixed(computed))  # type: ignore[arg-type]
         return generate_latest(registry) + generate_latest(scraped)
-
-
-# Bounds the work of one scrape; beyond it the gauges say "at least".
-MAX_CALLS_COUNTED = 1000
-
-
-def store_gauges(store: LegStore) -> list[GaugeMetricFamily]:
-    """Gauges computed from the shared store at scrape time, the same whichever worker answers."""
-    up = GaugeMetricFamily("callrelay_store_up", "1 when the leg store answered this scrape.")
-    try:
-        calls = store.live_calls(limit=MAX_CALLS_COUNTED)
-    except RelayError:
-        up.add_metric([], 0)
-        return [up]
-    up.add_metric([], 1)
-    live = [leg for legs in calls for leg in legs if leg.is_live]
-    legs = GaugeMetricFamily(
-        "callrelay_live_legs", "Call legs ringing or in-progress (Twilio accepts messages for "
-        f"them), by whether a Voice SDK client sits on them; counted over at most "
-        f"{MAX_CALLS_COUNTED} calls.", labels=["sdk"])
-    sdk = sum(1 for leg in live if leg.is_sdk)
-    legs.add_metric(["true"], sdk)
-    legs.add_metric(["false"], len(live) - sdk)
-    open_calls = GaugeMetricFamily(
-        "callrelay_open_calls", "Calls with a leg that has not ended.", value=len(calls))
-    return [up, legs, open_calls]

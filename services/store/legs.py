@@ -31,8 +31,15 @@ class LegStore(Protocol):
         """Every live leg on which the Voice SDK client `identity` sits, in call SID order."""
         ...
 
-    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
-        """Calls that still have a non-ended leg, each as `call_legs` returns it."""
+    def live_calls(self, limit: int = 1000, *, after: str | None = None,
+                   identity: str | None = None,
+                   statuses: frozenset[str] | None = None) -> list[list[Leg]]:
+        """Calls that still have a non-ended leg, each as `call_legs` returns it, by call SID.
+
+        Only the calls with a leg that matches every filter: `identity`, and a status among
+        `statuses` (None: any status but a terminal one); only those whose (parent) SID
+        sorts after `after`; at most `limit` of them.
+        """
         ...
 
     def registry_age(self) -> float:

@@ -6,14 +6,17 @@ from dataclasses import dataclass
 
 from services.legs.rules import Retention
 from services.store.conferences import ConferenceStore
+from services.store.history import MessageHistory
 from services.store.legs import LegStore
 from services.store.outbox import ForwardingStore
 from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
+from services.store.redis.history import RedisMessageHistory
 from services.store.redis.legs import RedisStore
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.history import SQLiteMessageHistory
 from services.store.sqlite.legs import SQLiteStore
 from services.store.sqlite.outbox import SQLiteOutbox
 from services.store.url import parse_store_url
@@ -21,11 +24,13 @@ from services.store.url import parse_store_url
 
 @dataclass(frozen=True)
 class Stores:
-    """The leg registry, the conference registry and the forwarding outbox, over one database."""
+    """The leg and conference registries, the outbox and the calls' message history."""
 
     legs: LegStore
     outbox: ForwardingStore
     conferences: ConferenceStore
+    # None: an adapter without one (no history is kept, GET /calls/<sid>/messages says so).
+    history: MessageHistory | None = None
 
     def close(self) -> None:
         """Release the database's connections (every adapter shares them)."""
@@ -38,7 +43,8 @@ def open_stores(url: str, retention: Retention) -> Stores:
     if location.kind == "sqlite":
         sqlite = SQLiteDatabase(location.target)
         return Stores(SQLiteStore(sqlite, retention), SQLiteOutbox(sqlite),
-                      SQLiteConferenceStore(sqlite, retention))
+                      SQLiteConferenceStore(sqlite, retention),
+                      SQLiteMessageHistory(sqlite, retention))
     redis = RedisDatabase(location.target)
     return Stores(RedisStore(redis, retention), RedisOutbox(redis),
-                  RedisConferenceStore(redis, retention))
+                  RedisConferenceStore(redis, retention), RedisMessageHistory(redis, retention))

@@ -45,6 +45,14 @@ class DeadEvent:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """What the outbox holds now: events waiting for delivery, and dead events listed."""
+
+    pending: int
+    dead: int
+
+
 class Outbox(Protocol):
     """Durable queue of events per stream, shared by every worker and instance."""
 
@@ -79,6 +87,11 @@ class Outbox(Protocol):
 
     def revive(self, event_id: str) -> bool:
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
+        ...
+
+    def backlog(self) -> Backlog:
+        """How many events are pending (queued, being delivered or waiting for a retry) and
+        dead, counted in the store: the same whichever worker or instance asks."""
         ...
 
     def close(self) -> None:

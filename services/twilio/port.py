@@ -16,6 +16,7 @@ class SentMessage:
     call_sid: str
     account_sid: str
     date_created: str | None
+    attempts: int = 1  # requests it took (429s and 5xx are retried with the same key)
 
 
 class TwilioGateway(Protocol):

@@ -102,14 +102,18 @@ class TwilioRestGateway:
         """Create a UserDefinedMessage, retrying 429/5xx with the same IdempotencyKey."""
         # Every attempt carries the same key, so a retried POST never shows the message twice.
         key = idempotency_key or f"callrelay-{uuid.uuid4()}"
+        attempts = 0
 
         def create() -> SentMessage:
+            nonlocal attempts
+            attempts += 1
             msg = self.client.calls(call_sid).user_defined_messages.create(
                 content=content, idempotency_key=key)
             created = msg.date_created
             return SentMessage(sid=msg.sid or "", call_sid=msg.call_sid or call_sid,
                                account_sid=msg.account_sid or "",
-                               date_created=created.isoformat() if created else None)
+                               date_created=created.isoformat() if created else None,
+                               attempts=attempts)
 
         return self.retrier.run(create, call_sid, "deliver the message", deadline)
 

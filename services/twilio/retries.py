@@ -96,6 +96,7 @@ class Retrier:
                 try:
                     result = _attempt(operation, what)
                 except TwilioRefused as refused:
+                    refused.details["attempts"] = attempt  # as the other errors say theirs
                     self._record(refused.details.get("twilio_status"))
                     raise
                 except _Retryable as failure:

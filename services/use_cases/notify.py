@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from services import strict_json
@@ -22,6 +23,7 @@ from services.legs.model import Leg, is_call_sid
 from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.twilio.port import TwilioGateway
+from services.use_cases.call_history import CallHistory
 from services.use_cases.conference_targets import find_conference, live_sdk_participants
 from services.use_cases.lookup_budget import LookupBudget, LookupObserver
 from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, Delivery, deliver
@@ -166,6 +168,7 @@ class Notifier:
     def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0,
                  max_call_duration_s: float = 4 * 3600.0, *,
                  conferences: ConferenceStore | None = None,
+                 history: CallHistory | None = None,
                  budget: LookupBudget | None = None,
                  observer: LookupObserver | None = None) -> None:
         self.store = store
@@ -173,6 +176,7 @@ class Notifier:
         self.deadline_s = deadline_s
         self.max_call_duration_s = max_call_duration_s
         self.conferences = conferences
+        self.history = history
         self.reconciler = Reconciler(store, twilio, budget=budget, observer=observer)
 
     def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
@@ -236,4 +240,5 @@ class Notifier:
         # from the caller's and its own SID, so a retry pairs every key with the same leg.
         return deliver(self.twilio, self.targets(req, deadline), req.content,
                        req.idempotency_key, per_leg_keys=req.fans_out,
-                       deadline=deadline)
+                       deadline=deadline, record=None if self.history is None
+                       else partial(self.history.delivered, req.content))

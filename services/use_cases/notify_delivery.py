@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass
@@ -23,6 +24,15 @@ class Failure:
 
     leg: Leg
     error: RelayError
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One target leg of a message: the key it was sent with, and what Twilio answered."""
+
+    leg: Leg
+    idempotency_key: str | None
+    outcome: SentMessage | RelayError
 
 
 @dataclass(frozen=True)
@@ -55,29 +65,35 @@ def choose_error(failures: list[Failure]) -> RelayError:
 
 
 def deliver(twilio: TwilioGateway, legs: list[Leg], content: str, key: str | None, *,
-            per_leg_keys: bool, deadline: float) -> Delivery:
-    """Send `content` to every leg within one deadline; raise only when no leg got it."""
+            per_leg_keys: bool, deadline: float,
+            record: Callable[[list[Attempt]], None] | None = None) -> Delivery:
+    """Send `content` to every leg within one deadline; raise only when no leg got it.
+
+    `record` is told every leg's outcome before anything is answered (it must not raise).
+    """
     if not legs:
         raise ValueError("deliver needs at least one leg; the caller explains why there is none")
     legs = sorted(legs, key=lambda leg: leg.call_sid)  # a stable order: the same error each time
+    keys = [leg_key(key, leg.call_sid) if per_leg_keys else key for leg in legs]
 
-    def send(leg: Leg) -> SentMessage | RelayError:
+    def send(leg: Leg, its_key: str | None) -> SentMessage | RelayError:
         try:
-            return twilio.send_message(leg.call_sid, content,
-                                       leg_key(key, leg.call_sid) if per_leg_keys else key,
-                                       deadline=deadline)
+            return twilio.send_message(leg.call_sid, content, its_key, deadline=deadline)
         except RelayError as error:
             return error
 
     if len(legs) == 1:
-        outcomes = [send(legs[0])]
+        outcomes = [send(legs[0], keys[0])]
     else:
         # In parallel, so one slow leg does not use up the others' share of the deadline. Each
         # task runs in a copy of this context: log records keep the request's id.
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_LEGS, len(legs)),
                                 thread_name_prefix="notify") as pool:
-            futures = [pool.submit(copy_context().run, send, leg) for leg in legs]
+            futures = [pool.submit(copy_context().run, send, leg, its_key)
+                       for leg, its_key in zip(legs, keys, strict=True)]
             outcomes = [future.result() for future in futures]
+    if record is not None:
+        record([Attempt(*a) for a in zip(legs, keys, outcomes, strict=True)])
     sent = [(leg, out) for leg, out in zip(legs, outcomes, strict=True)
             if isinstance(out, SentMessage)]
     failed = [Failure(leg, out) for leg, out in zip(legs, outcomes, strict=True)

@@ -11,6 +11,7 @@ from services.forwarding.service import Forwarding
 from services.legs.model import Leg, LegEvent
 from services.legs.rules import Retention, is_forgotten, is_stale
 from services.store.legs import LegStore
+from services.use_cases.call_history import CallHistory
 
 log = logging.getLogger("callrelay.webhooks")
 
@@ -27,7 +28,8 @@ class Recorded:
 
 
 def record_status(legs: LegStore, forwarding: Forwarding | None, params: Mapping[str, str],
-                  messages_url: str, retention: Retention, now: float | None = None) -> Recorded:
+                  messages_url: str, retention: Retention, now: float | None = None, *,
+                  history: CallHistory | None = None) -> Recorded:
     """Record a Voice URL request or status callback durably, then tell forwarding about it.
 
     `messages_url` is where Twilio should post the messages of an SDK on this leg. A callback
@@ -44,6 +46,12 @@ def record_status(legs: LegStore, forwarding: Forwarding | None, params: Mapping
         return Recorded(event, None)
     leg = legs.apply(event)
     # A forgotten leg answered from its tombstone is no news for the backends.
-    if forwarding is not None and not is_forgotten(leg, now, retention):
+    if is_forgotten(leg, now, retention):
+        return Recorded(event, leg)
+    if forwarding is not None:
         forwarding.leg_recorded(event, leg, messages_url)
+    # The callback that ends the parent leg (Twilio then ends its children), not the ones
+    # after it, times the call's history out. A child may end while its parent goes on.
+    if history is not None and leg.is_parent and leg.is_ended and event.status == leg.status:
+        history.call_ended(leg)
     return Recorded(event, leg)

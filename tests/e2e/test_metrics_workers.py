@@ -1,4 +1,5 @@
-"""/metrics under gunicorn with 3 workers: the counters sum whichever worker served a request."""
+"""/metrics under gunicorn with 3 workers: the counters sum whichever worker served a request,
+and the workers serving are counted (the master counts those that exit)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ def test_counters_sum_over_workers_and_survive_a_dead_worker(tmp_path, twilio):
             assert total(service.url, "callrelay_live_legs") == 2 * CALLS
 
         check()
+        assert total(service.url, "callrelay_workers") == 3
+        assert total(service.url, "callrelay_workers_configured") == 3
+        assert total(service.url, "callrelay_worker_exits_total") == 0
         victim = service.worker_pids()[0]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + 15
@@ -87,3 +91,8 @@ def test_counters_sum_over_workers_and_survive_a_dead_worker(tmp_path, twilio):
                 and time.monotonic() < deadline:
             time.sleep(0.1)
         check()  # the dead worker's counts are still in the sums
+        assert total(service.url, "callrelay_worker_exits_total") == 1  # counted by the master
+        # The replacement worker counts itself once it has booted; the dead one is forgotten.
+        while total(service.url, "callrelay_workers") != 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert total(service.url, "callrelay_workers") == 3

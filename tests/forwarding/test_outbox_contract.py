@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from services.store.outbox import ForwardingStore, Leases, OutboxEvent
+from services.store.outbox import Backlog, ForwardingStore, Leases, OutboxEvent
 from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
@@ -135,6 +135,7 @@ def test_an_event_set_aside_lets_its_stream_go_on_and_is_retried_on_its_own(make
     clock.now += 10
     assert ids(outbox.lease("w1", 30)) == ["a1"]
     outbox.set_aside("a1", "w1", clock.now + 100, "HTTP 400")
+    assert outbox.backlog() == Backlog(pending=3, dead=0)  # still pending, counted once
     [head] = outbox.lease("w1", 30)  # the stream goes on at once
     assert (head.id, head.stream, head.attempts) == ("a2", "CA1", 0)
     outbox.ack("a2")
@@ -230,6 +231,23 @@ def test_dead_list_is_newest_first_and_limited(make_outbox, clock):
         outbox.bury(leased.id, "w1", "HTTP 410")
     assert [d.id for d in outbox.dead()] == ["e2", "e1", "e0"]
     assert [d.id for d in outbox.dead(limit=2)] == ["e2", "e1"]
+
+
+def test_backlog_counts_pending_and_dead_events_whoever_asks(make_outbox, clock):
+    worker, other_instance = make_outbox(clock), make_outbox(clock)
+    assert worker.backlog() == Backlog(pending=0, dead=0)
+    for e in (event("a1"), event("a2"), event("b1", "CA2"), event("c1", "CA3")):
+        worker.enqueue(e)
+    assert other_instance.backlog() == Backlog(pending=4, dead=0)
+    leased = ids(worker.lease("w1", 30))  # being delivered: still pending
+    assert sorted(leased) == ["a1", "b1", "c1"]
+    assert other_instance.backlog() == Backlog(pending=4, dead=0)
+    worker.retry_at("b1", "w1", clock.now + 60, "HTTP 503")  # waiting for its retry: pending
+    worker.ack("a1")
+    worker.bury("c1", "w1", "HTTP 410")
+    assert other_instance.backlog() == Backlog(pending=2, dead=1)
+    assert worker.revive("c1") is True
+    assert other_instance.backlog() == Backlog(pending=3, dead=0)
 
 
 def test_concurrent_workers_deliver_each_event_once_in_order(make_outbox):

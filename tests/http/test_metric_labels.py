@@ -78,7 +78,9 @@ def test_every_label_of_every_metric_is_from_its_fixed_set(relay, client, twilio
     allowed["le"] = None
     allowed["kind"] = {"call", "children", "client"}
     allowed["outcome"] |= {"found", "unknown", "failed", "cached"}
-    allowed["reason"] |= {"rate", "concurrency"}
+    allowed["reason"] |= {"rate", "concurrency", "http_3xx", "http_4xx", "http_5xx", "other"}
+    allowed["operation"] = {"notify", "sdk_message", "forwarding", "call_ended"}
+    allowed["source"] = {"request", "forwarding", "other"}
     for name, labels, _ in samples(client):
         for label, value in labels.items():
             assert label in allowed, (name, label)

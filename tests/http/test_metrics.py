@@ -8,9 +8,13 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import create_app
+from config.settings import Settings
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
+from sandbox.devtools import free_port
 from services.observability.metrics import observed, twilio_endpoint
-from tests.support.env import ACCOUNT_SID
+from tests.forwarding.support import FAST, SECRET, stop_app, wait_until
+from tests.support.env import ACCOUNT_SID, make_env
 
 
 def scrape(client) -> dict[tuple[str, frozenset], float]:
@@ -123,3 +127,40 @@ def test_observed_reports_status_timeout_and_connection_failures():
             observed(recorder, "GET", "u", fail)
     assert [o for _, _, o in recorder.seen] == ["201", "timeout", "connection"]
     assert observed(None, "GET", "u", lambda: 7) == 7
+
+
+def test_a_store_that_does_not_answer_is_counted_and_hides_the_backlog(tmp_path, twilio):
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    env = make_env(tmp_path, twilio, STORE_URL=down, FORWARD_URL="http://127.0.0.1:9/hooks",
+                   FORWARD_SECRET=SECRET)
+    app = create_app(Settings.from_env(env), forwarding=FAST)
+    client = app.test_client()
+    try:
+        assert client.get("/readyz").status_code == 503
+        # The delivery thread finds the outbox unreachable too, and says so.
+        wait_until(lambda: value(scrape(client), "callrelay_store_errors_total",
+                                 source="forwarding") >= 1)
+        m = scrape(client)
+    finally:
+        stop_app(app)
+    assert value(m, "callrelay_store_up") == 0
+    assert value(m, "callrelay_store_errors_total", source="request") == 1
+    assert value(m, "callrelay_store_errors_total", source="other") == 0
+    assert ("callrelay_store_errors_total", frozenset({("source", "other")})) in m
+    assert not [name for name, _ in m if name.startswith("callrelay_outbox_")]
+
+
+def test_the_backlog_is_served_while_the_store_answers(client):
+    m = scrape(client)
+    assert value(m, "callrelay_outbox_pending") == 0 and value(m, "callrelay_outbox_dead") == 0
+    assert ("callrelay_outbox_pending", frozenset()) in m
+
+
+def test_workers_serving_and_configured(tmp_path, twilio):
+    app = create_app(Settings.from_env(make_env(tmp_path, twilio, WEB_CONCURRENCY="3")))
+    try:
+        m = scrape(app.test_client())
+    finally:
+        app.extensions["callrelay.store"].close()
+    assert value(m, "callrelay_workers") == 1  # this process; gunicorn's workers are summed
+    assert value(m, "callrelay_workers_configured") == 3

@@ -10,14 +10,17 @@ import redis
 
 from services.legs.rules import Retention
 from services.store.conferences import ConferenceStore
+from services.store.history import MessageHistory
 from services.store.legs import LegStore
 from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
+from services.store.redis.history import RedisMessageHistory
 from services.store.redis.legs import RedisStore
 from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.history import SQLiteMessageHistory
 from services.store.sqlite.legs import SQLiteStore
-from tests.support.memory_store import MemoryLegStore, MemoryRegistry
+from tests.support.memory_store import MemoryLegStore, MemoryMessageHistory, MemoryRegistry
 
 
 class StoreFactory:
@@ -28,7 +31,7 @@ class StoreFactory:
 
     def __init__(self, kind: str, location: str, prefix: str = "") -> None:
         self.kind, self.location, self.prefix = kind, location, prefix
-        self.opened: list[LegStore | ConferenceStore] = []
+        self.opened: list[LegStore | ConferenceStore | MessageHistory] = []
         self.memory = MemoryRegistry()
 
     @property
@@ -58,6 +61,21 @@ class StoreFactory:
         else:
             store = RedisConferenceStore(RedisDatabase(location), retention or Retention(),
                                          clock, prefix=prefix)
+        self.opened.append(store)
+        return store
+
+    def history(self, retention: Retention | None = None,
+                clock: Callable[[], float] = time.time) -> MessageHistory:
+        """A message history on the same database (file, Redis prefix, memory) as the legs."""
+        store: MessageHistory
+        if self.kind == "memory":
+            store = MemoryMessageHistory(retention, clock, self.memory)
+        elif self.kind == "sqlite":
+            store = SQLiteMessageHistory(SQLiteDatabase(self.location), retention or Retention(),
+                                         clock)
+        else:
+            store = RedisMessageHistory(RedisDatabase(self.location), retention or Retention(),
+                                        clock, prefix=self.prefix)
         self.opened.append(store)
         return store
 

@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from services.errors import StoreUnavailable
 from services.legs.model import Leg, LegEvent
@@ -20,6 +22,7 @@ from services.legs.rules import (
     merge,
     tombstone_expires_at,
 )
+from services.store.history import MAX_ENTRIES, HistoryEntry, history_expires_at
 
 
 class MemoryRegistry:
@@ -30,6 +33,8 @@ class MemoryRegistry:
         self.rows: dict[str, tuple[Leg, float]] = {}
         self.tombstones: dict[str, tuple[Leg, float]] = {}  # ended legs, kept far longer
         self.started_at: float | None = None  # set by the first store that asks its age
+        # call SID -> (when its history may go, entry id -> entry)
+        self.histories: dict[str, tuple[float, dict[str, HistoryEntry]]] = {}
 
 
 class MemoryLegStore:
@@ -97,10 +102,17 @@ class MemoryLegStore:
                 self.registry.started_at = now
             return max(0.0, now - self.registry.started_at)
 
-    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
-        """Calls that still have a non-ended leg, each as `call_legs` returns it."""
-        roots = dict.fromkeys(leg.root_sid for leg in self._retained() if leg.ended_at is None)
-        return [self.call_legs(root) for root in list(roots)[:limit]]
+    def live_calls(self, limit: int = 1000, *, after: str | None = None,
+                   identity: str | None = None,
+                   statuses: frozenset[str] | None = None) -> list[list[Leg]]:
+        """Open calls with a leg that matches the filters, by call SID, after `after`."""
+        retained = self._retained()
+        open_calls = {leg.root_sid for leg in retained if not leg.is_ended}
+        matching = {leg.root_sid for leg in retained
+                    if (identity is None or leg.identity == identity)
+                    and (leg.status in statuses if statuses is not None else not leg.is_ended)}
+        roots = sorted(root for root in open_calls & matching if after is None or root > after)
+        return [self.call_legs(root) for root in roots[:limit]]
 
     def purge(self) -> int:
         """Forget legs whose retention has run out; returns how many."""
@@ -124,6 +136,80 @@ class MemoryLegStore:
     def close(self) -> None:
         """Nothing to release; remembered so a test can check it was called."""
         self.closed = True
+
+
+class MemoryMessageHistory:
+    """The MessageHistory port in a dict; `unavailable = True` makes every call fail."""
+
+    def __init__(self, retention: Retention | None = None,
+                 clock: Callable[[], float] = time.time,
+                 registry: MemoryRegistry | None = None) -> None:
+        self.retention = retention or Retention()
+        self.clock = clock
+        self.registry = registry or MemoryRegistry()
+        self.unavailable = False
+        self.writes = 0  # store writes, for the tests that count them
+
+    def _now(self) -> float:
+        if self.unavailable:
+            raise StoreUnavailable()
+        return self.clock()
+
+    def _held(self, call_sid: str, now: float) -> dict[str, HistoryEntry] | None:
+        until, held = self.registry.histories.get(call_sid, (0.0, {}))
+        return held if until > now else None
+
+    def add(self, entries: Sequence[HistoryEntry]) -> None:
+        """Record entries unless their call holds their id; each call keeps its newest."""
+        now = self._now()
+        self.writes += 1
+        with self.registry.lock:
+            for entry in entries:
+                held = self._held(entry.call_sid, now) or {}
+                held.setdefault(entry.id, entry)
+                newest = sorted(held.values(), key=lambda e: (e.at, e.id))[-MAX_ENTRIES:]
+                self.registry.histories[entry.call_sid] = (
+                    history_expires_at(now, self.retention), {e.id: e for e in newest})
+
+    def update(self, call_sid: str, entry_id: str, status: str, *, attempts: int | None = None,
+               error: Mapping[str, Any] | None = None) -> bool:
+        """Set an entry's status, attempts and error; False when the call holds no such entry."""
+        now = self._now()
+        self.writes += 1
+        with self.registry.lock:
+            held = self._held(call_sid, now)
+            if held is None or entry_id not in held:
+                return False
+            held[entry_id] = dataclasses.replace(held[entry_id], status=status,
+                                                 attempts=attempts, error=error)
+            return True
+
+    def call_ended(self, call_sid: str, ended_at: float) -> None:
+        """Keep the call's history LEG_RETENTION_S from `ended_at`."""
+        now = self._now()
+        self.writes += 1
+        with self.registry.lock:
+            held = self._held(call_sid, now)
+            if held is not None:
+                self.registry.histories[call_sid] = (
+                    ended_at + self.retention.leg_retention_s, held)
+
+    def entries(self, call_sid: str) -> list[HistoryEntry]:
+        """The call's history, oldest first."""
+        now = self._now()
+        with self.registry.lock:
+            held = self._held(call_sid, now) or {}
+            return sorted(held.values(), key=lambda e: (e.at, e.id))
+
+    def purge(self) -> int:
+        """Forget the histories whose time has come; how many entries."""
+        now = self._now()
+        with self.registry.lock:
+            gone = [sid for sid, (until, _) in self.registry.histories.items() if until <= now]
+            return sum(len(self.registry.histories.pop(sid)[1]) for sid in gone)
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class MemoryLeases:

@@ -3,16 +3,19 @@
 import base64
 import json
 import time
+from datetime import UTC, datetime
 
 import pytest
+import requests
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from services.forwarding.delivery import Backoff, DeliveryOptions, signed_headers
+from services.forwarding.delivery import Backoff, DeliveryOptions, failure_reason, signed_headers
 from services.forwarding.events import SdkMessage, leg_event, message_event
 from services.legs.model import Leg
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+NEW = "whsec_" + base64.b64encode(b"n" * 32).decode()
 PARENT, CHILD = "CA" + "1" * 32, "CA" + "2" * 32
 
 
@@ -66,3 +69,29 @@ def test_leg_event_id_is_one_per_status():
     answered = leg_event(Leg(call_sid=PARENT, status="in-progress"), at=5)
     assert (ringing.id, answered.id) == (f"leg_{PARENT}_ringing", f"leg_{PARENT}_in-progress")
     assert ringing.stream == answered.stream == PARENT
+
+
+def test_with_several_secrets_each_signs_the_current_first():
+    at = time.time()
+    headers = signed_headers((NEW, SECRET), "msg_KX1", "{}", at)
+    stamp = datetime.fromtimestamp(int(at), UTC)
+    assert headers["webhook-signature"].split(" ") == [
+        Webhook(NEW).sign("msg_KX1", stamp, "{}"), Webhook(SECRET).sign("msg_KX1", stamp, "{}")]
+    assert Webhook(NEW).verify("{}", headers) == Webhook(SECRET).verify("{}", headers) == {}
+
+
+def test_signing_needs_a_secret():
+    with pytest.raises(ValueError, match="at least one secret"):
+        signed_headers((), "msg_KX1", "{}", time.time())
+
+
+@pytest.mark.parametrize("status, exc, reason", [
+    (302, None, "http_3xx"), (401, None, "http_4xx"), (410, None, "http_4xx"),
+    (500, None, "http_5xx"), (503, None, "http_5xx"), (101, None, "other"),
+    (None, requests.ConnectTimeout(), "timeout"), (None, requests.ReadTimeout(), "timeout"),
+    (None, requests.ConnectionError(), "connection"),
+    (None, requests.exceptions.ChunkedEncodingError(), "connection"),
+    (None, requests.exceptions.InvalidHeader(), "other"),
+])
+def test_failure_reasons_are_a_fixed_set(status, exc, reason):
+    assert failure_reason(status, exc) == reason

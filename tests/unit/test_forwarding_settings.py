@@ -98,3 +98,49 @@ def test_subscribe_messages_on_needs_forward_url():
     with pytest.raises(ConfigError, match=r"^SUBSCRIBE_MESSAGES is on but FORWARD_URL"):
         Settings.from_env({**BASE, "SUBSCRIBE_MESSAGES": "on"})
     assert not Settings.from_env({**BASE, "SUBSCRIBE_MESSAGES": "off"}).forwarding.subscribe_messages
+
+
+NEW_SECRET = "whsec_" + base64.b64encode(b"fedcba9876543210fedcba9876543210").decode()
+
+
+def test_several_secrets_during_a_rotation_the_first_is_current():
+    s = Settings.from_env({**FORWARD, "FORWARD_SECRET": f" {NEW_SECRET} , {SECRET} "})
+    assert s.forwarding.secrets == (NEW_SECRET, SECRET)
+    assert s.forwarding.secret == NEW_SECRET
+    assert {NEW_SECRET, SECRET} <= set(s.secrets)  # each one is redacted from the logs
+    assert NEW_SECRET not in repr(s) and SECRET not in repr(s)
+
+
+@pytest.mark.parametrize("value, position", [
+    (f"{SECRET},whsec_short", "secret 2 of the 2 listed"),
+    (f"not-a-secret,{SECRET}", "secret 1 of the 2 listed"),
+    (f"{SECRET},", "secret 2 of the 2 listed"),
+    (f"{SECRET},,{NEW_SECRET}", "secret 2 of the 3 listed"),
+    (f"x,{SECRET},y", "secret 1, 3 of the 3 listed"),
+])
+def test_every_secret_is_checked_and_named_by_position(value, position):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**FORWARD, "FORWARD_SECRET": value})
+    [problem] = caught.value.problems
+    assert problem.startswith(f"FORWARD_SECRET is malformed ({position}): expected whsec_")
+    assert SECRET not in problem and SECRET.removeprefix("whsec_") not in problem
+
+
+def test_a_secret_listed_twice_is_a_mistake():
+    with pytest.raises(ConfigError, match=r"^FORWARD_SECRET is malformed: a secret is listed "
+                                          r"twice$"):
+        Settings.from_env({**FORWARD, "FORWARD_SECRET": f"{SECRET},{SECRET}"})
+
+
+def test_secret_problems_are_reported_with_the_others():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**FORWARD, "FORWARD_SECRET": f"{SECRET},bad",
+                           "FORWARD_MAX_ATTEMPTS": "0", "LOG_LEVEL": "LOUD"})
+    assert sorted(p.split(" ")[0] for p in caught.value.problems) == [
+        "FORWARD_MAX_ATTEMPTS", "FORWARD_SECRET", "LOG_LEVEL"]
+
+
+def test_a_malformed_secret_is_not_also_reported_missing():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**FORWARD, "FORWARD_SECRET": "bad"})
+    assert len(caught.value.problems) == 1

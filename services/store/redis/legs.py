@@ -21,7 +21,7 @@ from redis.client import Pipeline
 from redis.exceptions import WatchError
 
 from services.errors import StoreUnavailable
-from services.legs.model import Leg, LegEvent
+from services.legs.model import TERMINAL, Leg, LegEvent
 from services.legs.rules import (
     Retention,
     call_order,
@@ -212,23 +212,42 @@ class RedisStore:
         return sorted((leg for leg in legs if leg.identity == identity and leg.is_live),
                       key=lambda leg: leg.call_sid)
 
-    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
-        """Calls that still have a non-ended leg, the soonest to expire first."""
-        roots: dict[str, None] = {}
+    def live_calls(self, limit: int = 1000, *, after: str | None = None,
+                   identity: str | None = None,
+                   statuses: frozenset[str] | None = None) -> list[list[Leg]]:
+        """Open calls with a leg that matches the filters, by call SID, after `after`."""
+
+        def fits(leg: Leg) -> bool:
+            return ((identity is None or leg.identity == identity)
+                    and (leg.status in statuses if statuses is not None else not leg.is_ended))
+
+        if limit <= 0:
+            return []
         with self.db.errors():
             client, _ = self._redis()
             now = self.clock()
+            # The open legs to start from: an identity's (its index holds only those not
+            # ended), unless an ended leg of it may match; else every open leg.
+            index = (self._key("identity", identity) if identity is not None
+                     and not (statuses and statuses & TERMINAL) else self._open)
+            roots: set[str] = set()
             start = 0
-            while limit < 0 or len(roots) < limit:
-                sids = cast(list[str], client.zrangebyscore(self._open, f"({now!r}", "+inf",
+            while True:
+                sids = cast(list[str], client.zrangebyscore(index, f"({now!r}", "+inf",
                                                             start=start, num=PAGE))
-                for leg in self._fetch(client, sids, now):
-                    if not leg.is_ended and (limit < 0 or len(roots) < limit):
-                        roots[leg.root_sid] = None
+                roots.update(leg.root_sid for leg in self._fetch(client, sids, now)
+                             if not leg.is_ended)
                 if len(sids) < PAGE:
                     break
                 start += PAGE
-            return self._calls(client, list(roots), now)
+            ordered = sorted(root for root in roots if after is None or root > after)
+            calls: list[list[Leg]] = []
+            while ordered and len(calls) < limit:
+                size = min(PAGE, limit - len(calls))  # filters may turn some away: go on
+                batch, ordered = ordered[:size], ordered[size:]
+                calls += [legs for legs in self._calls(client, batch, now)
+                          if any(map(fits, legs)) and not all(leg.is_ended for leg in legs)]
+            return calls[:limit]
 
     def registry_age(self) -> float:
         """Seconds since this Redis began recording legs (0 when its marker was lost)."""

@@ -17,10 +17,11 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.store.outbox import DEAD_S, SEEN_S, Backlog, DeadEvent, OutboxEvent
 from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox_scripts import (
     ACK,
+    BACKLOG,
     BURY,
     ENQUEUE,
     LEASE,
@@ -30,6 +31,9 @@ from services.store.redis.outbox_scripts import (
 )
 
 TTL_MS = math.ceil(DEAD_S * 1000)
+# Bounds the work of counting the backlog (one script, which holds the server): past this
+# many calls with pending events, the count is a lower bound.
+MAX_STREAMS_COUNTED = 1000
 
 
 class RedisOutbox:
@@ -105,6 +109,12 @@ class RedisOutbox:
         """Queue a dead event again with a fresh attempt count; False when it is not dead."""
         return bool(self._run(REVIVE, [self._due, self._dead], event_id, repr(self.clock()),
                               TTL_MS))
+
+    def backlog(self) -> Backlog:
+        """Pending events (over at most MAX_STREAMS_COUNTED calls) and dead events."""
+        pending, dead = self._run(BACKLOG, [self._due, self._dead], MAX_STREAMS_COUNTED,
+                                  repr(self.clock() - DEAD_S))
+        return Backlog(pending=int(pending), dead=int(dead))
 
     def take_lease(self, name: str, lease_s: float) -> bool:
         """Take `name` for `lease_s` unless someone holds it and it has not run out."""

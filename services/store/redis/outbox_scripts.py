@@ -138,3 +138,15 @@ redis.call('ZADD', KEYS[1], 'NX', ARGV[3], f[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return 1
 """
+
+BACKLOG = """
+-- KEYS: due, dead. ARGV: prefix, max_streams, forget_before
+-- Pending: the ids queued on each stream that has any (the soonest due first, at most
+-- max_streams of them); dead: the dead list, less what is old enough to be forgotten.
+local streams = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+local pending = 0
+for _, stream in ipairs(streams) do
+  pending = pending + redis.call('LLEN', ARGV[1] .. 'ob:q:' .. stream)
+end
+return {pending, redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[3], '+inf')}
+"""

@@ -156,21 +156,38 @@ class SQLiteStore:
         legs = self._select("identity = ? AND ended_at IS NULL", (identity,))
         return sorted((leg for leg in legs if leg.is_live), key=lambda leg: leg.call_sid)
 
-    def live_calls(self, limit: int = 1000) -> list[list[Leg]]:
-        """Calls that still have a non-ended leg."""
+    def live_calls(self, limit: int = 1000, *, after: str | None = None,
+                   identity: str | None = None,
+                   statuses: frozenset[str] | None = None) -> list[list[Leg]]:
+        """Open calls with a leg that matches the filters, by call SID, after `after`."""
         now = self.clock()
+        # The calls with a leg that matches the filters (an open leg matches no filter): SQL
+        # built from this module's literals, the values all `?`s.
+        match, args = ["expires_at > ?"], [now]  # type: list[str], list[object]
+        if identity is not None:
+            match.append("identity = ?")
+            args.append(identity)
+        if statuses is not None:
+            match.append(f"status IN ({', '.join('?' * len(statuses))})")
+            args += sorted(statuses)
+        else:
+            match.append("ended_at IS NULL")
+        filtered = ("AND coalesce(parent_sid, call_sid) IN (SELECT coalesce(parent_sid, "  # noqa: S608
+                    f"call_sid) FROM legs WHERE {' AND '.join(match)}) "
+                    if identity is not None or statuses is not None else "")
         # One query for every leg of up to `limit` open calls (not one query per call): the
         # roots first, then their legs through the call_sid and parent_sid indexes.
         rows = self.db.read(
             "WITH roots AS (SELECT DISTINCT coalesce(parent_sid, call_sid) AS sid FROM legs "  # noqa: S608
-            "WHERE ended_at IS NULL AND expires_at > ? LIMIT ?) "
+            "WHERE ended_at IS NULL AND expires_at > ? AND coalesce(parent_sid, call_sid) > ? "
+            f"{filtered}ORDER BY sid LIMIT ?) "
             f"SELECT {COLUMNS} FROM legs WHERE (call_sid IN (SELECT sid FROM roots) "
             "OR parent_sid IN (SELECT sid FROM roots)) AND expires_at > ?",
-            (now, limit, now))
+            (now, after or "", *(args if filtered else ()), limit, now))
         calls: dict[str, list[Leg]] = {}
         for leg in map(_leg, rows):
             calls.setdefault(leg.root_sid, []).append(leg)
-        return [sorted(legs, key=call_order) for legs in calls.values()]
+        return [sorted(calls[root], key=call_order) for root in sorted(calls)]
 
     def registry_age(self) -> float:
         """Seconds since this file began recording legs."""

@@ -6,7 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from services.store.outbox import DEAD_S, SEEN_S, DeadEvent, OutboxEvent
+from services.store.outbox import DEAD_S, SEEN_S, Backlog, DeadEvent, OutboxEvent
 from services.store.sqlite.database import SQLiteDatabase
 
 # `due_at` is when the row may next be leased: now for a new event, the end of the lease
@@ -136,6 +136,14 @@ class SQLiteOutbox:
             return True
 
         return self.db.write(requeue)
+
+    def backlog(self) -> Backlog:
+        """Pending and dead events, each counted on its partial index."""
+        [(pending, dead)] = self.db.read(
+            "SELECT (SELECT count(*) FROM outbox WHERE state = 'pending'), "
+            # `state != 'pending'` is outbox_closed's condition: it lets SQLite use that index.
+            "(SELECT count(*) FROM outbox WHERE state = 'dead' AND state != 'pending')")
+        return Backlog(pending=pending, dead=dead)
 
     def take_lease(self, name: str, lease_s: float) -> bool:
         """Take `name` for `lease_s` unless someone holds it and it has not run out."""
