@@ -17,6 +17,7 @@ from typing import Any
 # Deeper values are refused: no message needs more, and Python's parser and encoder recurse.
 MAX_DEPTH = 64
 _LARGEST = sys.float_info.max
+_INF = float("inf")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -30,30 +31,33 @@ class NotJSON(NotStrictJSON):
 
 def problem(value: Any, max_depth: int = MAX_DEPTH) -> str | None:
     """Why `value` (as json.loads returns it) is not strict JSON, or None when it is."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            if not item.isascii() and _SURROGATE.search(item):
-                return "a string holds a lone surrogate (not Unicode text)"
-        elif isinstance(item, bool) or item is None:
-            continue
-        elif isinstance(item, float):
-            if item != item or item in (float("inf"), float("-inf")):
-                return "a number is NaN, Infinity or beyond a double's range (like 1e999)"
-        elif isinstance(item, int):
-            if abs(item) > _LARGEST:
-                return "a number is beyond a double's range"
-        elif isinstance(item, dict | list):
-            if depth >= max_depth:
-                return f"it is nested deeper than {max_depth} levels"
-            if isinstance(item, dict):
-                stack.extend((key, depth + 1) for key in item)
-                stack.extend((v, depth + 1) for v in item.values())
-            else:
-                stack.extend((v, depth + 1) for v in item)
-        else:
-            return f"it holds a {type(item).__name__}, which JSON has no form for"
+    # Level by level, with exact type checks: json.loads makes nothing but these types, and
+    # this runs on every /notify's content.
+    level, depth = [value], 0
+    while level:
+        deeper: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and _SURROGATE.search(item):
+                    return "a string holds a lone surrogate (not Unicode text)"
+            elif kind is dict or kind is list:
+                if depth >= max_depth:
+                    return f"it is nested deeper than {max_depth} levels"
+                if kind is dict:
+                    deeper.extend(item)  # the keys, strings to check like the values
+                    deeper.extend(item.values())
+                else:
+                    deeper.extend(item)
+            elif kind is float:
+                if item != item or item in (_INF, -_INF):
+                    return "a number is NaN, Infinity or beyond a double's range (like 1e999)"
+            elif kind is int:
+                if abs(item) > _LARGEST:
+                    return "a number is beyond a double's range"
+            elif not (kind is bool or item is None):
+                return f"it holds a {kind.__name__}, which JSON has no form for"
+        level, depth = deeper, depth + 1
     return None
 
 
