@@ -18,6 +18,7 @@ from services.observability.metrics import Metrics
 from services.observability.redaction import redact_in_logs
 from services.store.open import Stores, open_stores
 from services.store.outbox import ForwardingStore
+from services.twilio.conference_access import ConferenceAccess
 from services.twilio.dial_policy import DialPolicy
 from services.twilio.port import TwilioGateway
 from services.twilio.rest import TwilioRestGateway
@@ -74,9 +75,13 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     tokens = BearerTokens(settings.relay_api_tokens)
     dial_policy = DialPolicy.for_caller_id(settings.twilio_caller_id, settings.dial_allow,
                                            settings.dial_sip_domains)
+    conference_access = ConferenceAccess(settings.conference_ticket_secret,
+                                         open=settings.dial_conferences_open)
     app.register_blueprint(twilio_blueprint(settings, TwilioSignatures(settings, urls), urls,
                                             dial_policy, metrics, stores.legs, relay,
-                                            conferences=stores.conferences, history=history))
+                                            conferences=stores.conferences,
+                                            conference_access=conference_access,
+                                            history=history))
     app.register_blueprint(api_blueprint(tokens, notifier, stores.legs, history))
     app.register_blueprint(conferences_blueprint(tokens, stores.conferences, stores.legs))
     app.register_blueprint(dead_events_blueprint(tokens, relay))
@@ -84,8 +89,13 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     register_error_handlers(app)
     if relay is not None:
         start_forwarding(app, relay)
-    logging.getLogger("callrelay").info("callrelay ready", extra={
-        "store": settings.store_url.split(":", 1)[0], "pid": os.getpid()})
+    log = logging.getLogger("callrelay")
+    if settings.dial_conferences_open:
+        log.warning("DIAL_CONFERENCES=open: anyone with a Voice SDK access token can join any "
+                    "conference by its name, hear it, and receive every /notify sent to it; "
+                    "set CONFERENCE_TICKET_SECRET instead to let your backend decide who joins")
+    log.info("callrelay ready", extra={"store": settings.store_url.split(":", 1)[0],
+                                       "pid": os.getpid()})
     return app
 
 

@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 from dotenv import load_dotenv
 
@@ -21,6 +22,11 @@ from services.use_cases.lookup_budget import Budget
 __all__ = ["ConfigError", "ForwardingSettings", "ServingSettings", "Settings"]
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
+# Published in .env.example for the local sandbox: anyone could sign webhooks or mint tickets
+# with them, so they are refused anywhere but next to the local Twilio mock.
+SANDBOX_SECRETS = frozenset({"sandbox-auth-token-not-a-secret",
+                             "sandbox-conference-ticket-secret-not-a-secret"})
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 API_KEY_RE = re.compile(r"^SK[0-9a-fA-F]{32}$")
 
 
@@ -41,9 +47,13 @@ class Settings:
     store_url: str = DEFAULT_STORE_URL
     twilio_caller_id: str | None = None
     inbound_client_identity: str | None = None
-    # Dial policy (toll fraud): E.164 prefixes an SDK may dial ("*": any) and SIP domains.
+    # Dial policy (toll fraud): E.164 prefixes and ISO region codes an SDK may dial ("*": any)
+    # and SIP domains.
     dial_allow: tuple[str, ...] = ()
     dial_sip_domains: frozenset[str] = frozenset()
+    # Conference joins: by tickets the app's backend mints with this secret, or open to anyone.
+    conference_ticket_secret: str | None = field(default=None, repr=False)
+    dial_conferences_open: bool = False
     log_level: str = "INFO"
     twilio_timeout_s: float = 10.0
     notify_deadline_s: float = 15.0
@@ -60,7 +70,8 @@ class Settings:
     def secrets(self) -> tuple[str | None, ...]:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
-                *self.forwarding.secrets, *self.forwarding.url_secrets, *self.relay_api_tokens)
+                *self.forwarding.secrets, *self.forwarding.url_secrets,
+                self.conference_ticket_secret, *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:
@@ -114,8 +125,23 @@ class Settings:
             forwarding=read_forwarding(reader),
             serving=read_serving(reader),
         )
+        _refuse_published_secrets(reader, settings)
         reader.check()
         return settings
+
+
+def _refuse_published_secrets(reader: EnvReader, settings: Settings) -> None:
+    """The sandbox's secrets, published in .env.example, only with the local Twilio mock."""
+    api = urlparse(settings.twilio_api_base_url)
+    if api.hostname in LOCAL_HOSTS:
+        return
+    published = {"TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
+                 "CONFERENCE_TICKET_SECRET": settings.conference_ticket_secret}
+    for name, value in published.items():
+        if value in SANDBOX_SECRETS:
+            reader.problem(f"{name} is malformed: it is the sandbox's, published in "
+                           ".env.example, and works only with TWILIO_API_BASE_URL on this "
+                           "machine (127.0.0.1 or localhost); set your own")
 
 
 def _relay_api_tokens(reader: EnvReader) -> tuple[str, ...]:

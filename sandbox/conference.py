@@ -9,10 +9,13 @@ callback late (conference-start before the join that started it) and one twice.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate
 
 from sandbox.calls import Step, _Builder, new_call_sid
+from sandbox.tickets import conference_ticket
+
+VOICE_PATH = "/twilio/voice"
 
 
 def new_conference_sid() -> str:
@@ -46,6 +49,20 @@ class ConferenceCall:
     def notify_body(self) -> dict[str, object]:
         """A /notify body for this conference."""
         return {"conference": self.name, "content": {"hello": self.name}}
+
+    def with_tickets(self, secret: str) -> ConferenceCall:
+        """The same conference, each SDK user dialling in with the `ConferenceTicket` their
+        app's backend minted with CONFERENCE_TICKET_SECRET (a connect parameter)."""
+
+        def ticketed(step: Step) -> Step:
+            if step.path != VOICE_PATH:
+                return step
+            identity = step.params["From"].removeprefix("client:")
+            ticket = conference_ticket(secret, identity, self.name)
+            return replace(step, params={**step.params, "ConferenceTicket": ticket})
+
+        return replace(self, answer=[ticketed(s) for s in self.answer],
+                       hangup=[ticketed(s) for s in self.hangup])
 
 
 class _Callbacks:

@@ -5,6 +5,8 @@
 
 Reads TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL from the environment or a .env
 in the working directory. Signatures cover PUBLIC_BASE_URL + path, as callrelay validates them.
+The conference's SDK users dial in with tickets minted with CONFERENCE_TICKET_SECRET, as your
+backend would mint them.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ def _parser(env: dict[str, str]) -> argparse.ArgumentParser:
     parser.add_argument("--pause", type=float, default=0.3, help="seconds between webhooks")
     parser.add_argument("--account-sid", default=env.get("TWILIO_ACCOUNT_SID"))
     parser.add_argument("--auth-token", default=env.get("TWILIO_AUTH_TOKEN"))
+    parser.add_argument("--ticket-secret", default=env.get("CONFERENCE_TICKET_SECRET"),
+                        help="mints the conference join tickets (default: "
+                        "CONFERENCE_TICKET_SECRET; without one, no tickets are sent)")
     return parser
 
 
@@ -115,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "phone-to-sdk":  # callrelay's TwiML rings INBOUND_CLIENT_IDENTITY
         default_identity = env.get("INBOUND_CLIENT_IDENTITY") or default_identity
     call = SCENARIOS[args.scenario](args.account_sid, args.identity or default_identity)
+    if isinstance(call, ConferenceCall) and args.ticket_secret:
+        call = call.with_tickets(args.ticket_secret)
     print(f"callrelay {url}, signing for {public_base}\nscenario  {call.kind}", flush=True)
     with requests.Session() as http:
         try:

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from config import metrics_dir
-from config.settings import Settings
+from config.settings import SANDBOX_SECRETS, ConfigError, Settings
 from sandbox.devtools import ROOT, procfile_web
 from tests.support.settings_source import settings_variables
 
@@ -82,6 +82,13 @@ def test_env_example_is_a_development_config_without_a_token():
     assert values["TWILIO_API_BASE_URL"].startswith("http://127.0.0.1:")
     assert set(values) <= runtime_variables()
     Settings.from_env({**values, "RELAY_API_TOKENS": "x" * 32})  # valid once a token is added
+    # Its secrets are published: refused beside anything but the local Twilio mock.
+    assert {values["TWILIO_AUTH_TOKEN"], values["CONFERENCE_TICKET_SECRET"]} == SANDBOX_SECRETS
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**values, "RELAY_API_TOKENS": "x" * 32,
+                           "TWILIO_API_BASE_URL": "https://api.twilio.com"})
+    assert [p.split(" ")[0] for p in raised.value.problems] == ["TWILIO_AUTH_TOKEN",
+                                                                 "CONFERENCE_TICKET_SECRET"]
 
 
 _DOC_LINK = re.compile(r"\b((?:docs/[\w-]+|README)\.md)(?:#([\w-]+))?")

@@ -20,6 +20,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+=/-]{0,127}$")
 # Platforms poll these every few seconds: their successes are logged at DEBUG only.
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+_UNVERIFIED = frozenset({401, 403})
 log = logging.getLogger("callrelay.request")
 
 
@@ -81,8 +82,10 @@ def _finish(response: Response, metrics: Metrics) -> Response:
                               "route": route, "status": status,
                               "duration_ms": round(seconds * 1000, 1)}
     annotated = g.get("log_fields", {})
-    # A view that knows the call names it (annotate); otherwise it is looked for in the request.
-    call_sid = annotated.get("call_sid") or _call_sid(status)
+    # A view that knows the call names it (annotate); otherwise it is looked for in the request,
+    # unless the request was refused unauthenticated (a forged webhook's CallSid is no call).
+    call_sid = annotated.get("call_sid") or (None if status in _UNVERIFIED else
+                                             _call_sid(status))
     if call_sid:
         fields["call_sid"] = call_sid
     fields.update(annotated)

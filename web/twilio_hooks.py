@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Response, request
@@ -13,6 +14,7 @@ from services.forwarding.events import parse_message
 from services.forwarding.service import Forwarding
 from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
+from services.twilio.conference_access import ConferenceAccess
 from services.twilio.dial_policy import DialObserver, DialPolicy
 from services.twilio.twiml import DialPlan, voice_response
 from services.use_cases.call_history import CallHistory
@@ -42,15 +44,16 @@ def _message_params() -> dict[str, Any]:
 def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: PublicURLs,
                      dial_policy: DialPolicy, dial_observer: DialObserver, legs: LegStore,
                      forwarding: Forwarding | None, *,
-                     conferences: ConferenceStore, history: CallHistory | None = None) -> Blueprint:
+                     conferences: ConferenceStore, conference_access: ConferenceAccess,
+                     history: CallHistory | None = None) -> Blueprint:
     """POST /twilio/voice, /status, /conference and /messages, behind Twilio's signature."""
     bp = Blueprint("twilio", __name__)
 
     retention = settings.retention
 
-    def record(params: dict[str, str]) -> None:
+    def record(params: dict[str, str], voice_request: bool = False) -> None:
         recorded = record_status(legs, forwarding, params, urls.base(request) + MESSAGES_PATH,
-                                 retention, history=history)
+                                 retention, voice_request=voice_request, history=history)
         leg = recorded.leg
         if leg is None:
             annotate(reported=recorded.event.status, stale=True)
@@ -62,13 +65,15 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     @signatures.required
     def voice() -> Response:
         """The TwiML App's Voice URL: record the parent leg, answer with a <Dial>."""
+        # A field given twice: Twilio's value, the first; the SDK's connect parameters follow.
         params = request.form.to_dict()
-        record(params)
+        record(params, voice_request=True)
         plan = DialPlan(status_callback_url=urls.base(request) + STATUS_PATH,
                         caller_id=settings.twilio_caller_id,
                         inbound_client_identity=settings.inbound_client_identity,
                         policy=dial_policy, observer=dial_observer,
-                        conference_callback_url=urls.base(request) + CONFERENCE_PATH)
+                        conference_callback_url=urls.base(request) + CONFERENCE_PATH,
+                        conferences=conference_access)
         return Response(voice_response(params, plan), mimetype="text/xml")
 
     @bp.post(STATUS_PATH)
@@ -82,10 +87,13 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     @signatures.required
     def conference() -> Response:
         """Conference status callbacks: answered only once durably recorded."""
-        recorded = record_conference(conferences, request.form.to_dict())
-        annotate(conference_sid=recorded.event.conference_sid, reported=recorded.event.kind,
-                 conference_status=recorded.conference.status,
-                 present=len(recorded.conference.present()))
+        recorded = record_conference(conferences, request.form.to_dict(), retention)
+        conference = recorded.conference
+        annotate(conference_sid=recorded.event.conference_sid, reported=recorded.event.kind)
+        if conference is None:
+            annotate(stale=True)
+        else:
+            annotate(conference_status=conference.status, present=len(conference.present()))
         return Response(status=204)
 
     @bp.post(MESSAGES_PATH)
@@ -93,6 +101,13 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     def messages() -> Response:
         """A message from a Voice SDK (subscription callback): answered once durably queued."""
         msg = parse_message(_message_params())
+        if msg.is_stale(time.time()):
+            # A replay, not news: queued again, it would reach the backend under a fresh
+            # webhook-timestamp. Acknowledged (Twilio stops), recorded nowhere.
+            log.warning("stale sdk message ignored: Twilio stamped it too long ago", extra={
+                "call_sid": msg.call_sid, "message_sid": msg.sid,
+                "age_s": round(time.time() - (msg.timestamp or 0))})
+            return Response(status=204)
         leg = legs.get(msg.call_sid)
         if history is not None:  # before it is queued: "pending" comes before "forwarded"
             history.sdk_message(msg, leg, forwarded=forwarding is not None

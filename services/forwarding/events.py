@@ -12,7 +12,7 @@ from typing import Any
 
 from services import strict_json
 from services.errors import ValidationFailed
-from services.legs.model import SEQUENCE_RE, Leg, is_call_sid
+from services.legs.model import SEQUENCE_RE, Leg, is_call_sid, parse_timestamp
 from services.store.outbox import OutboxEvent
 
 MESSAGE_SID_RE = re.compile(r"^KX[0-9a-fA-F]{32}$")
@@ -20,6 +20,10 @@ MESSAGE_SID_RE = re.compile(r"^KX[0-9a-fA-F]{32}$")
 EVENT_DEPTH = strict_json.MAX_DEPTH + 2
 MESSAGE_EVENT = "call.message"
 LEG_EVENT = "call.leg.updated"
+# A message Twilio stamped longer ago than this is a replay, not news. Twilio's retries come
+# within minutes; and the outbox remembers an id for SEEN_S after it was queued, so whatever
+# is younger than this and was seen before is a duplicate it recognises: no gap between them.
+STALE_MESSAGE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,12 @@ class SdkMessage:
     content: Any
     sequence_number: int | None = None
     size: int = 0  # characters of content, as Twilio sent it
+    # When Twilio says the SDK sent it (its `Timestamp`); None when it did not say.
+    timestamp: float | None = None
+
+    def is_stale(self, now: float) -> bool:
+        """True when Twilio stamped the message too long ago for it to be news (a replay)."""
+        return self.timestamp is not None and now - self.timestamp > STALE_MESSAGE_S
 
 
 def decode_content(raw: Any) -> Any:
@@ -74,7 +84,20 @@ def parse_message(params: Mapping[str, Any]) -> SdkMessage:
                json.dumps(raw, separators=(",", ":"), ensure_ascii=False) if raw is not None
                else "")
     return SdkMessage(sid=sid, call_sid=str(call_sid), sequence_number=sequence,
-                      content=decode_content(raw), size=size)
+                      content=decode_content(raw), size=size,
+                      timestamp=_timestamp(params.get("Timestamp")))
+
+
+def _timestamp(value: Any) -> float | None:
+    """Twilio's `Timestamp` (RFC 2822, or ISO 8601) in epoch seconds; None if unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return parse_timestamp(value)
+    # No zone: read as UTC (Twilio stamps in UTC), never as local time.
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def _iso(at: float) -> str:

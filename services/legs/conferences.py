@@ -199,3 +199,22 @@ def expires_at(conference: Conference, retention: Retention) -> float:
     if conference.is_ended:
         return conference.updated_at + retention.leg_retention_s
     return conference.updated_at + retention.max_call_duration_s
+
+
+def tombstone(conference: Conference, retention: Retention) -> tuple[float, float]:
+    """What a conference's tombstone holds once it is forgotten: (ended_at, until).
+
+    Like a leg's (services.legs.rules.tombstone): the SID of an ended conference, or of one
+    whose end was never reported (ended, as far as callrelay knows, when it expired), is not
+    revived by a replayed callback for Retention.tombstone_s; after that, Twilio's Timestamp
+    marks such a callback stale.
+    """
+    if conference.ended_at is not None:
+        return conference.ended_at, conference.updated_at + retention.tombstone_s
+    expired_at = expires_at(conference, retention)
+    return expired_at, expired_at + retention.tombstone_s
+
+
+def from_tombstone(sid: str, ended_at: float) -> Conference:
+    """The ended conference a tombstone describes: all a store still knows of it."""
+    return Conference(sid=sid, ended_at=ended_at, updated_at=ended_at)

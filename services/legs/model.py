@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_tz
 from typing import Any
@@ -34,6 +34,9 @@ CLIENT_PREFIX = "client:"
 # A sequence number: ASCII digits only (str.isdigit takes "²", which int() refuses), and few
 # enough to fit a 64-bit integer.
 SEQUENCE_RE = re.compile(r"[0-9]{1,18}")
+# Fields a Voice URL request never carries from Twilio: there, they can only be the SDK's
+# connect parameters (device.connect({params})), which arrive in the same form.
+NOT_FROM_TWILIO_IN_VOICE_REQUESTS = frozenset({"ParentCallSid", "SequenceNumber", "Timestamp"})
 
 
 def is_call_sid(value: object) -> bool:
@@ -101,6 +104,18 @@ class LegEvent:
             timestamp=parse_timestamp(params.get("Timestamp")),
         )
 
+    @classmethod
+    def from_voice_request(cls, params: Mapping[str, str]) -> LegEvent:
+        """The parent leg a Voice URL request describes, whose SDK (if any) is at `From`.
+
+        The SDK's connect parameters share the request with Twilio's fields: what Twilio does
+        not send here is ignored, and a Direction other than `inbound` is not believed (it
+        would make `To`, which the caller picks, the leg's identity).
+        """
+        event = cls.from_params({name: value for name, value in params.items()
+                                 if name not in NOT_FROM_TWILIO_IN_VOICE_REQUESTS})
+        return event if event.direction in (None, "inbound") else replace(event, direction=None)
+
 
 @dataclass(frozen=True)
 class Leg:
@@ -116,6 +131,8 @@ class Leg:
     identity: str | None = None
     updated_at: float = 0.0
     ended_at: float | None = None
+    # True when a store answered from the leg's tombstone: the leg itself is forgotten.
+    forgotten: bool = field(default=False, compare=False)
 
     @property
     def is_parent(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from services.legs.model import STATUS_RANK, TERMINAL, Leg, LegEvent, client_identity
 
@@ -59,6 +60,8 @@ STALE_FLOOR_S = 15 * 60.0
 # Tombstones outlive every replay window worth worrying about that the Timestamp guard cannot
 # close: the Voice URL request carries no Timestamp.
 TOMBSTONE_FLOOR_S = 7 * 24 * 3600.0
+# Twilio ends a call that reaches its time limit as completed.
+EXPIRED_STATUS = "completed"
 
 
 @dataclass(frozen=True)
@@ -100,16 +103,34 @@ def tombstone_expires_at(leg: Leg, retention: Retention) -> float:
     return ended_at + retention.tombstone_s
 
 
+def tombstone(leg: Leg, retention: Retention) -> tuple[str, float, float]:
+    """What a leg's tombstone holds once the leg is forgotten: (status, ended_at, until).
+
+    An ended leg's status and end. A leg whose end was never reported ended, as far as
+    callrelay knows, when it expired (MAX_CALL_DURATION_S without news), as `completed`: that
+    SID is not revived either, whatever is replayed (a Voice URL request carries no Timestamp).
+    """
+    if leg.ended_at is not None:
+        return leg.status, leg.ended_at, tombstone_expires_at(leg, retention)
+    expired_at = expires_at(leg, retention)
+    return EXPIRED_STATUS, expired_at, expired_at + retention.tombstone_s
+
+
 def from_tombstone(call_sid: str, status: str, ended_at: float) -> Leg:
     """The ended leg a tombstone describes: all a store still knows of a forgotten leg."""
-    return Leg(call_sid=call_sid, status=status, updated_at=ended_at, ended_at=ended_at)
+    return Leg(call_sid=call_sid, status=status, updated_at=ended_at, ended_at=ended_at,
+               forgotten=True)
 
 
-def is_forgotten(leg: Leg, now: float, retention: Retention) -> bool:
-    """True for an ended leg past its retention: the store answered from its tombstone."""
-    return leg.ended_at is not None and expires_at(leg, retention) <= now
+class Stamped(Protocol):
+    """A callback Twilio stamped (a leg's or a conference's)."""
+
+    @property
+    def timestamp(self) -> float | None:
+        """Twilio's `Timestamp` in epoch seconds; None when it did not say."""
+        ...
 
 
-def is_stale(event: LegEvent, now: float, retention: Retention) -> bool:
+def is_stale(event: Stamped, now: float, retention: Retention) -> bool:
     """True when Twilio stamped the event too long ago for it to be news (a replay)."""
     return event.timestamp is not None and now - event.timestamp > retention.stale_after_s

@@ -26,8 +26,9 @@ TWILIO_ENDPOINTS = frozenset({
     "DELETE Calls/{sid}/UserDefinedMessageSubscriptions/{sid}.json"})
 DIAL_REFUSAL_REASONS = frozenset({
     "invalid_number", "prefix_not_allowed", "premium_rate", "shared_cost", "personal_number",
-    "malformed", "sip_domain_not_allowed", "sip_param_not_allowed", "unknown_scheme",
-    "conference_not_allowed"})
+    "malformed", "sip_domain_not_allowed", "sip_parameter_not_allowed", "unknown_scheme",
+    "conference_not_allowed", "conference_ticket_missing", "conference_ticket_invalid",
+    "conference_ticket_expired"})
 LOOKUP_KINDS = frozenset({"call", "children", "client"})
 LOOKUP_OUTCOMES = frozenset({"found", "unknown", "failed", "cached"})
 LOOKUP_REFUSALS = frozenset({"rate", "concurrency"})

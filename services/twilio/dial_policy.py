@@ -1,10 +1,12 @@
 """The dial policy: which `To` an SDK caller may reach, since any access token holder picks it.
 
 Phone numbers are normalised to E.164 (a national number is read in the caller ID's country),
-then dialled only when valid, neither premium-rate nor shared-cost (as the `phonenumbers`
-library classifies them), and under one of the allowed prefixes. SIP goes only to listed
-domains, through a strict `sip:user@host[:port][;params]`. SDK clients and conferences are
-free (nobody pays a premium to reach them). Everything else is refused.
+then dialled only when valid, neither premium-rate, shared-cost nor personal (as the
+`phonenumbers` library classifies them), and under one of the allowed prefixes or in one of the
+allowed regions. SIP goes only to listed domains, through a strict
+`sip:user@host[:port][;params]` whose parameters come from a fixed list. SDK clients are free
+(nobody pays a premium to reach them); conferences are the TwiML's to allow (who may join
+which is not a question of cost). Everything else is refused.
 """
 
 from __future__ import annotations
@@ -29,9 +31,22 @@ _SIP_RE = re.compile(
     r"sip:(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})+"
     rf"@(?P<host>{_LABEL}(?:\.{_LABEL})*)"
     r"(?::(?P<port>[0-9]{1,5}))?"
-    r"(?:;[A-Za-z0-9\-_.!~*'%]+(?:=[A-Za-z0-9\-_.!~*'%\[\]/:&+$]+)?)*", re.ASCII)
+    r"(?P<params>(?:;[A-Za-z0-9\-_.!~*'%]+(?:=[A-Za-z0-9\-_.!~*'%\[\]/:&+$]+)?)*)", re.ASCII)
+# The URI parameters Twilio documents for <Sip> (transport; region and edge: where Twilio sends
+# from) and RFC 3261's user=phone. Any other is refused: `maddr` replaces the host the domain
+# check passed (RFC 3261, 19.1.1), and the rest have no use worth the risk.
+_TOKEN = re.compile(r"[a-z0-9][a-z0-9-]{0,31}", re.ASCII)
+_SIP_PARAMS: dict[str, re.Pattern[str]] = {
+    "transport": re.compile(r"udp|tcp|tls", re.ASCII),
+    "user": re.compile(r"phone|ip", re.ASCII),
+    "region": _TOKEN,
+    "edge": _TOKEN,
+}
 _REFUSED_TYPES = {PhoneNumberType.PREMIUM_RATE: "premium_rate",
-                  PhoneNumberType.SHARED_COST: "shared_cost"}
+                  PhoneNumberType.SHARED_COST: "shared_cost",
+                  # Personal numbers (the UK's 070, the NANP's 5XX) forward anywhere, at the
+                  # rates their owner sets.
+                  PhoneNumberType.PERSONAL_NUMBER: "personal_number"}
 
 
 @dataclass(frozen=True)
@@ -60,8 +75,8 @@ class DialObserver(Protocol):
 
 @dataclass(frozen=True)
 class DialPolicy:
-    """E.164 prefixes (`*`: any) and SIP domains an SDK may dial; `region` reads national
-    numbers (the caller ID's country; None: only +E.164 numbers are understood)."""
+    """E.164 prefixes and ISO region codes (`*`: any) and SIP domains an SDK may dial; `region`
+    reads national numbers (the caller ID's country; None: only +E.164 numbers are understood)."""
 
     allow: tuple[str, ...] = ()
     sip_domains: frozenset[str] = frozenset()
@@ -102,9 +117,19 @@ class DialPolicy:
         refused = _REFUSED_TYPES.get(phonenumbers.number_type(parsed))
         if refused:
             return Refused(refused, mask_phone(e164))
-        if ALLOW_ANY not in self.allow and not e164.startswith(self.allow):
+        if not self._allows(parsed, e164):
             return Refused("prefix_not_allowed", mask_phone(e164))
         return Allowed(NUMBER, e164)
+
+    def _allows(self, parsed: phonenumbers.PhoneNumber, e164: str) -> bool:
+        """True when a valid number is under an allowed prefix or in an allowed region."""
+        if ALLOW_ANY in self.allow:
+            return True
+        prefixes = tuple(entry for entry in self.allow if entry.startswith("+"))
+        if prefixes and e164.startswith(prefixes):
+            return True
+        # The region of the number itself: +1876 is Jamaica's, not the US's.
+        return phonenumbers.region_code_for_number(parsed) in self.allow
 
     def _sip(self, to: str) -> Allowed | Refused:
         match = _SIP_RE.fullmatch(to)
@@ -113,7 +138,22 @@ class DialPolicy:
         host = match.group("host")
         if host.lower() not in self.sip_domains:
             return Refused("sip_domain_not_allowed", f"sip:****@{host}")
+        if not _known_parameters(match.group("params")):
+            return Refused("sip_parameter_not_allowed", f"sip:****@{host}")
         return Allowed(SIP, to)
+
+
+def _known_parameters(params: str) -> bool:
+    """True when every `;name=value` is a parameter of _SIP_PARAMS, each at most once."""
+    seen: set[str] = set()
+    for param in params.split(";")[1:]:
+        name, _, value = param.partition("=")
+        name, value = name.lower(), value.lower()
+        pattern = _SIP_PARAMS.get(name)
+        if pattern is None or name in seen or not pattern.fullmatch(value):
+            return False
+        seen.add(name)
+    return True
 
 
 def _region(caller_id: str | None) -> str | None:

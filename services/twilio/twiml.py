@@ -10,11 +10,13 @@ from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from services.legs.conferences import is_conference_name
 from services.legs.model import client_identity, is_call_sid
+from services.twilio.conference_access import TICKET_PARAM, ConferenceAccess
 from services.twilio.dial_policy import (
     CLIENT,
     CONFERENCE,
     NUMBER,
     SIP,
+    Allowed,
     DialObserver,
     DialPolicy,
     Refused,
@@ -41,6 +43,8 @@ class DialPlan:
     policy: DialPolicy = field(default_factory=DialPolicy)  # by default: no number, no SIP
     observer: DialObserver | None = None
     conference_callback_url: str | None = None
+    # Who may join which conference: by default, nobody.
+    conferences: ConferenceAccess = field(default_factory=ConferenceAccess)
 
 
 def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
@@ -48,13 +52,13 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
     response = VoiceResponse()
     callback = {"status_callback": plan.status_callback_url + STATUS_CALLBACK_OVERRIDES,
                 "status_callback_event": STATUS_EVENTS, "status_callback_method": "POST"}
-    caller = params.get("From", "")
-    if client_identity(caller) is not None:
+    identity = client_identity(params.get("From", ""))
+    if identity is not None:
         to = (params.get("To") or "").strip()
         if not to:
             response.say("No destination was given for this call. Goodbye.")
             return str(response)
-        allowed = plan.policy.check(to)
+        allowed = _verdict(identity, to, params, plan)
         if isinstance(allowed, Refused):
             _refused(allowed, params, plan.observer)
             response.say(REFUSED_SAY)
@@ -81,6 +85,17 @@ def voice_response(params: Mapping[str, str], plan: DialPlan) -> str:
     dial.client(plan.inbound_client_identity, **callback)
     response.append(dial)
     return str(response)
+
+
+def _verdict(identity: str, to: str, params: Mapping[str, str],
+             plan: DialPlan) -> Allowed | Refused:
+    """The dial policy's verdict on `to`, and for a conference, whether `identity` may join."""
+    allowed = plan.policy.check(to)
+    if isinstance(allowed, Refused) or allowed.noun != CONFERENCE:
+        return allowed
+    # The ticket is a connect parameter of the SDK, in the same request as Twilio's fields.
+    reason = plan.conferences.refusal(identity, allowed.address, params.get(TICKET_PARAM))
+    return allowed if reason is None else Refused(reason, "conference:****")
 
 
 def _refused(refused: Refused, params: Mapping[str, str], observer: DialObserver | None) -> None:

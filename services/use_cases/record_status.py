@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from services.forwarding.service import Forwarding
 from services.legs.model import Leg, LegEvent
-from services.legs.rules import Retention, is_forgotten, is_stale
+from services.legs.rules import Retention, is_stale
 from services.store.legs import LegStore
 from services.use_cases.call_history import CallHistory
 
@@ -29,15 +29,18 @@ class Recorded:
 
 def record_status(legs: LegStore, forwarding: Forwarding | None, params: Mapping[str, str],
                   messages_url: str, retention: Retention, now: float | None = None, *,
-                  history: CallHistory | None = None) -> Recorded:
+                  voice_request: bool = False, history: CallHistory | None = None) -> Recorded:
     """Record a Voice URL request or status callback durably, then tell forwarding about it.
 
-    `messages_url` is where Twilio should post the messages of an SDK on this leg. A callback
+    `voice_request`: the parameters are a Voice URL request's, which always describes a parent
+    leg (LegEvent.from_voice_request). `messages_url` is where Twilio should post the messages
+    of an SDK on this leg. A callback
     stamped longer ago than `retention.stale_after_s` records nothing (acknowledged all the
     same, so Twilio does not retry it). Raises ValidationFailed when the parameters describe
     no leg, StoreUnavailable when nothing could be recorded.
     """
-    event = LegEvent.from_params(params)
+    event = (LegEvent.from_voice_request(params) if voice_request
+             else LegEvent.from_params(params))
     now = time.time() if now is None else now
     if is_stale(event, now, retention):
         log.warning("stale callback ignored: Twilio stamped it too long ago", extra={
@@ -46,7 +49,7 @@ def record_status(legs: LegStore, forwarding: Forwarding | None, params: Mapping
         return Recorded(event, None)
     leg = legs.apply(event)
     # A forgotten leg answered from its tombstone is no news for the backends.
-    if is_forgotten(leg, now, retention):
+    if leg.forgotten:
         return Recorded(event, leg)
     if forwarding is not None:
         forwarding.leg_recorded(event, leg, messages_url)

@@ -131,10 +131,14 @@ def test_simulated_conference_reaches_both_sdk_users_and_not_the_phone(tmp_path,
     mock, mock_url = mock_cli
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    env = make_env(tmp_path, twilio, TWILIO_API_BASE_URL=mock_url, PUBLIC_BASE_URL=public)
-    with Service(env, workers=2, port=port, log_path=tmp_path / "callrelay.log") as service:
+    # Conference joins need tickets: the simulator mints them with the secret, as a backend.
+    secret = {"CONFERENCE_TICKET_SECRET": "conference-ticket-secret-for-the-e2e-tests"}
+    env = make_env(tmp_path, twilio, TWILIO_API_BASE_URL=mock_url, PUBLIC_BASE_URL=public,
+                   **secret)
+    log_path = tmp_path / "callrelay.log"
+    with Service(env, workers=2, port=port, log_path=log_path) as service:
         sim = Lines([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--hold", "--pause", "0",
-                     "--scenario", "conference"], sandbox_env(PUBLIC_BASE_URL=public),
+                     "--scenario", "conference"], sandbox_env(PUBLIC_BASE_URL=public, **secret),
                     tmp_path, stdin=True)
         try:
             conference = sim.wait_for(r"^conference\s+(CF[0-9a-f]{32}) \(standup\)").group(1)
@@ -170,3 +174,5 @@ def test_simulated_conference_reaches_both_sdk_users_and_not_the_phone(tmp_path,
         late = requests.post(service.url + "/notify", headers=AUTH, timeout=10,
                              json={"conference": "standup", "content": {}})
         assert late.status_code == 409
+    # Both SDK users were let in (their TwiML dialled the conference): nothing was refused.
+    assert "dial refused" not in log_path.read_text()

@@ -93,11 +93,21 @@ def test_first_run_creates_env_serves_and_stops_cleanly_then_keeps_env(tmp_path)
         calls = requests.get(f"http://127.0.0.1:{run.port}/calls", timeout=5,
                              headers={"Authorization": f"Bearer {token}"})
         assert calls.status_code == 200
+        # The development .env lets the simulated conference in: it mints tickets with the
+        # .env's secret, as a backend would, and callrelay's TwiML dials them in.
+        developer = {k: v for k, v in os.environ.items() if k not in settings_variables()}
+        sim = subprocess.run([str(repo / ".venv" / "bin" / "python"), "-m", "sandbox.simulate",
+                              "--scenario", "conference", "--pause", "0",
+                              "--url", f"http://127.0.0.1:{run.port}"], cwd=repo, env=developer,
+                             capture_output=True, text=True, timeout=60)
+        assert sim.returncode == 0, sim.stdout + sim.stderr
+        assert "conference ended" in sim.stdout
     finally:
         status = run.stop()
     assert status == 143
     assert not listening(run.port) and not listening(run.mock_port)
     assert "RELAY_API_TOKENS" in run.log.read_text()
+    assert "dial refused" not in run.log.read_text()
 
     with env_file.open("a") as f:
         f.write("# edited by hand\n")

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask
@@ -108,11 +109,14 @@ def new_message_sid() -> str:
     return "KX" + secrets.token_hex(16)
 
 
-def sdk_message(call_sid: str, content: Any, seq: int = 1, sid: str | None = None
-                ) -> dict[str, Any]:
-    """The fields of Twilio's subscription callback for one SDK message."""
+def sdk_message(call_sid: str, content: Any, seq: int = 1, sid: str | None = None,
+                sent_at: float | None = None) -> dict[str, Any]:
+    """The fields of Twilio's subscription callback for one SDK message, sent now (or at
+    `sent_at`, epoch seconds)."""
+    stamp = datetime.fromtimestamp(time.time() if sent_at is None else sent_at, UTC)
     return {"ContentType": "application/json", "Content": json.dumps(content),
-            "SequenceNumber": seq, "CallSid": call_sid, "Timestamp": "2026-11-27T10:00:00Z",
+            "SequenceNumber": seq, "CallSid": call_sid,
+            "Timestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "AccountSid": ACCOUNT_SID, "Sid": sid or new_message_sid()}
 
 

@@ -2,10 +2,15 @@
 
 import hashlib
 import json
+import logging
+import time
+from email.utils import formatdate
 
 import pytest
 
 from sandbox.calls import phone_calls_sdk, sdk_calls_phone
+from services.forwarding.events import STALE_MESSAGE_S
+from services.store.outbox import SEEN_S
 from tests.forwarding.support import (
     new_message_sid,
     outbox_rows,
@@ -142,3 +147,32 @@ def test_dead_events_limit_must_be_ascii_digits_in_range(fwd, limit):
     answer = fwd.get(f"/events/dead?limit={limit}")
     assert answer.status_code == 422, answer.data
     assert answer.json["error"]["code"] == "validation_failed"
+
+
+@pytest.mark.parametrize("post", [post_json, post_form])
+def test_a_message_replayed_after_the_dedup_window_is_not_queued_again(fwd, fwd_app, backend,
+                                                                       post, caplog):
+    """Issue #17, item 10: the outbox remembers a message id for a day; Twilio's Timestamp
+    says what is older than that, which would otherwise reach the backend again under a fresh
+    webhook-timestamp."""
+    caplog.set_level(logging.WARNING, logger="callrelay.webhooks")
+    call = fwd.answered(sdk_calls_phone(ACCOUNT_SID))
+    yesterdays = sdk_message(call.sdk_sid, {"n": 1}, sent_at=time.time() - 25 * 3600)
+    if post is post_form:  # the form's Timestamp in RFC 2822, as Twilio's status callbacks
+        yesterdays["Timestamp"] = formatdate(time.time() - 25 * 3600, usegmt=True)
+    assert post(fwd.client, yesterdays).status_code == 204  # acknowledged: no retry
+    todays = sdk_message(call.sdk_sid, {"n": 2})
+    assert post(fwd.client, todays).status_code == 204
+    [delivery] = backend.wait_accepted(1)
+    assert delivery.id == f"msg_{todays['Sid']}"
+    assert [row[0] for row in outbox_rows(fwd_app)] == [f"msg_{todays['Sid']}"]
+    (line,) = [r for r in caplog.records if "stale sdk message" in r.getMessage()]
+    assert line.message_sid == yesterdays["Sid"] and line.age_s >= 25 * 3600
+    # Recorded nowhere: the call's history holds today's message only.
+    history = fwd.get(f"/calls/{call.sdk_sid}/messages").json["messages"]
+    assert [m["sid"] for m in history] == [todays["Sid"]]
+
+
+def test_the_stale_window_is_well_inside_the_dedup_window():
+    # Younger than STALE_MESSAGE_S and seen before: the outbox still knows it (skew to spare).
+    assert STALE_MESSAGE_S <= SEEN_S / 2

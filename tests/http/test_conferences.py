@@ -1,20 +1,32 @@
 """Conferences at the HTTP boundary: TwiML, signed conference callbacks, /notify, GET."""
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from email.utils import formatdate
 
 import pytest
 
+from config.settings import Settings
 from sandbox.calls import new_call_sid
 from sandbox.conference import conference_call, new_conference_sid
+from sandbox.tickets import conference_ticket
 from tests.support.env import ACCOUNT_SID, PUBLIC_BASE, sign
 
 CONF_PATH = "/twilio/conference"
+TICKET_SECRET = "conference-ticket-secret-for-the-tests-0123"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The shared settings, with conference joins by ticket (they are closed by default)."""
+    return replace(settings, conference_ticket_secret=TICKET_SECRET)
 
 
 def voice(sid, identity, name="standup"):
+    """A Voice URL request of `identity` dialling into `name`, with the ticket its backend minted."""
     return {"AccountSid": ACCOUNT_SID, "CallSid": sid, "CallStatus": "ringing",
-            "Direction": "inbound", "From": f"client:{identity}", "To": f"conference:{name}"}
+            "Direction": "inbound", "From": f"client:{identity}", "To": f"conference:{name}",
+            "ConferenceTicket": conference_ticket(TICKET_SECRET, identity, name)}
 
 
 def event(conf, kind, seq=None, call_sid=None, name="standup", ts=None):
@@ -116,7 +128,11 @@ def test_unsigned_or_malformed_callbacks_record_nothing(relay):
 
 
 def test_notify_reaches_every_sdk_participant_and_no_phone(relay, twilio):
-    call = conference_call(ACCOUNT_SID)
+    call = conference_call(ACCOUNT_SID).with_tickets(TICKET_SECRET)
+    for step in call.answer:
+        if step.path == "/twilio/voice":
+            answer = relay.webhook(step.path, step.params)
+            assert ET.fromstring(answer.data).find("Dial/Conference").text == "standup"
     relay.play(call.answer)
     answer = relay.notify({"conference": "standup", "content": {"agenda": [1, 2]},
                            "idempotency_key": "standup-1"})

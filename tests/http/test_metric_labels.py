@@ -95,15 +95,20 @@ ERROR_CODES = {"invalid_json", "validation_failed", "content_too_large", "unauth
                "method_not_allowed", "bad_request", "request_entity_too_large",
                "unsupported_media_type", "internal_error", "other"}
 DIAL_REASONS = {"invalid_number", "prefix_not_allowed", "premium_rate", "shared_cost",
-                "personal_number", "malformed", "sip_domain_not_allowed", "unknown_scheme",
-                "conference_not_allowed", "other"}
+                "personal_number", "malformed", "sip_domain_not_allowed",
+                "sip_parameter_not_allowed", "unknown_scheme", "conference_not_allowed",
+                "conference_ticket_missing", "conference_ticket_invalid",
+                "conference_ticket_expired", "other"}
 
 
 def test_every_dial_refusal_reason_in_the_code_has_its_own_label_value():
     from services.observability.labels import DIAL_REFUSAL_REASONS
 
     root = Path(__file__).resolve().parents[2] / "services" / "twilio"
-    pattern = r'(?:Refused\(\s*|PhoneNumberType\.[A-Z_]+:\s*)"([a-z_]+)"'
-    reasons = {m for path in root.glob("*.py") for m in re.findall(pattern, path.read_text())}
-    assert {"premium_rate", "malformed"} <= reasons
+    # Refused("…"), the number types refused, and conference_access's named refusals.
+    pattern = (r'(?:Refused\(\s*|PhoneNumberType\.[A-Z_]+:\s*|'
+               r'^(?:NOT_ALLOWED|TICKET_[A-Z_]+) = )"([a-z_]+)"')
+    reasons = {m for path in root.glob("*.py")
+               for m in re.findall(pattern, path.read_text(), re.MULTILINE)}
+    assert {"premium_rate", "malformed", "conference_ticket_expired"} <= reasons
     assert reasons and reasons <= DIAL_REFUSAL_REASONS, reasons - DIAL_REFUSAL_REASONS

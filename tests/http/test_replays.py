@@ -9,8 +9,10 @@ from email.utils import formatdate
 
 import pytest
 
+from app import create_app
 from config.settings import Settings
 from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone
+from tests.support.relay import Relay
 
 RETENTION_S = 1.0
 
@@ -95,3 +97,24 @@ def test_a_malformed_timestamp_is_no_error(relay, settings):
     assert relay.webhook("/twilio/status", params).status_code == 204
     call = relay.get(f"/calls/{leg}")
     assert call.status_code == 200 and call.json["live"] is True
+
+
+def test_a_replayed_voice_request_does_not_revive_a_leg_whose_end_was_lost(settings, twilio):
+    """Issue #17, item 10: a leg that never ended is buried when MAX_CALL_DURATION_S passes
+    without news, so the Voice URL request, which carries no Timestamp, cannot revive it."""
+    app = create_app(replace(settings, max_call_duration_s=RETENTION_S))
+    try:
+        relay = Relay(app.test_client())
+        call = relay.answered(sdk_calls_phone(settings.twilio_account_sid))  # alice, no hangup
+        assert relay.get(f"/calls/{call.parent_sid}").json["live"] is True
+        forget_ended_legs()  # no news for longer than the longest call: the `completed` was lost
+        assert relay.get(f"/calls/{call.parent_sid}").status_code == 404
+
+        voice = call.answer[0]
+        assert relay.webhook(voice.path, voice.params).status_code == 200
+        assert relay.get(f"/calls/{call.parent_sid}").status_code == 404  # was live: true
+        answer = relay.notify({"identity": "alice", "content": {}})
+        assert answer.status_code == 404 and answer.json["error"]["code"] == "identity_not_found"
+        assert twilio.messages == []
+    finally:
+        app.extensions["callrelay.store"].close()

@@ -46,6 +46,21 @@ def test_errors_are_logged_with_their_code_and_malformed_sids_are_not(relay, cap
     assert not hasattr(line, "call_sid")
 
 
+def test_a_refused_requests_call_sid_is_not_logged_as_a_call(relay, client, caplog):
+    """Issue #17, item 12: a forged webhook (403) or an unauthenticated /notify (401) names a
+    CallSid nobody vouched for: the request line does not carry it as the call."""
+    caplog.set_level(logging.INFO)
+    call = sdk_calls_phone(ACCOUNT_SID)
+    step = call.answer[0]
+    assert relay.webhook(step.path, step.params, signature="forged").status_code == 403
+    assert relay.notify({"call_sid": call.parent_sid, "content": {}},
+                        token="not-a-relay-token-at-all").status_code == 401
+    forged, unauthenticated = request_lines(caplog)
+    assert (forged.status, unauthenticated.status) == (403, 401)
+    assert not hasattr(forged, "call_sid") and not hasattr(unauthenticated, "call_sid")
+    assert call.parent_sid not in caplog.text
+
+
 @pytest.mark.parametrize("given, kept", [
     ("0d5cb5e0-8a36-4c1f-9a9e-1b2f3c4d5e6f", True),     # Heroku's router
     ("rndr-abc.123:xyz", True),

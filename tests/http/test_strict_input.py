@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from email.utils import formatdate
 
 import pytest
 
@@ -85,7 +86,7 @@ def test_a_nested_body_that_parses_but_is_too_deep_is_400_invalid_json(relay, tw
 def test_a_conference_callback_with_an_odd_sequence_number_is_recorded(relay, event, sequence):
     params = {"AccountSid": ACCOUNT_SID, "ConferenceSid": "CF" + "a" * 32,
               "FriendlyName": "standup", "StatusCallbackEvent": event,
-              "SequenceNumber": sequence, "Timestamp": "Fri, 27 Nov 2026 10:00:00 +0000"}
+              "SequenceNumber": sequence, "Timestamp": formatdate(usegmt=True)}  # not stale
     if event == "participant-join":
         params["CallSid"] = sdk_calls_phone(ACCOUNT_SID).parent_sid
     answer = relay.client.post("/twilio/conference", data=params, headers={

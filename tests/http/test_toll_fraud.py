@@ -39,6 +39,9 @@ def refusals(caplog) -> list[logging.LogRecord]:
     ("+8821312345678", "invalid_number"),
     ("+8823421234", "prefix_not_allowed"),
     ("1 (900) 555-0100", "premium_rate"),
+    ("+1 876 523 0123", "prefix_not_allowed"),  # Jamaica: +1, but not the caller ID's US
+    ("+1 809 234 5678", "prefix_not_allowed"),  # the Dominican Republic
+    ("+1 500 555 0006", "personal_number"),
     ("sip:premium@evil.example;transport=tls?X-Evil=1", "malformed"),
     ("sip:premium@evil.example", "sip_domain_not_allowed"),
     ("tel:+19005550100", "unknown_scheme"),
@@ -53,7 +56,7 @@ def test_refused_destinations_hang_up_and_are_logged_and_counted(relay, client, 
     assert line.levelno == logging.WARNING and line.reason == reason
     assert line.call_sid.startswith("CA")
     digits = "".join(c for c in to if c.isdigit())
-    assert not digits or digits[-7:] not in caplog.text  # masked, never whole
+    assert len(digits) < 7 or digits[-7:] not in caplog.text  # masked, never whole
     assert refused_counts(client) == {reason: 1}
 
 
@@ -89,6 +92,25 @@ def test_widened_policy_reaches_other_countries_and_sip_domains_but_never_premiu
     assert voice(relay, "+44 843 123 4567").find("Dial") is None
     assert voice(relay, "+33 884 01 23 45").find("Dial") is None  # shared cost
     assert voice(relay, "sip:bob@pbx.example.com.evil.example").find("Dial") is None
+
+
+def test_nanp_wide_prefix_and_regions_as_asked(relay_with):
+    nanp = relay_with(DIAL_ALLOW="+1")
+    assert voice(nanp, "+18765230123").find("Dial/Number").text == "+18765230123"
+    regions = relay_with(DIAL_ALLOW="US,JM")
+    assert voice(regions, "+18765230123").find("Dial/Number").text == "+18765230123"
+    assert voice(regions, "+18092345678").find("Dial") is None
+
+
+def test_sip_parameters_outside_the_list_are_refused(relay_with, caplog):
+    relay = relay_with(DIAL_SIP_DOMAINS="pbx.example.com")
+    caplog.set_level(logging.INFO)
+    sip = voice(relay, "sip:bob@pbx.example.com;transport=tls;user=phone").find("Dial/Sip")
+    assert sip.text == "sip:bob@pbx.example.com;transport=tls;user=phone"
+    root = voice(relay, "sip:bob@pbx.example.com;maddr=premium.evil.example")
+    assert [child.tag for child in root] == ["Say", "Hangup"]
+    assert [r.reason for r in refusals(caplog)] == ["sip_parameter_not_allowed"]
+    assert "evil" not in caplog.text
 
 
 def test_without_caller_id_or_allow_list_no_number_is_dialled(relay_with):

@@ -31,11 +31,11 @@ def test_inbound_call_to_sdk_is_tracked(relay):
 
 
 def test_voice_answers_twiml_with_tracked_dial(relay):
-    call = sdk_calls_phone(ACCOUNT_SID, number="+15005550006")
+    call = sdk_calls_phone(ACCOUNT_SID, number="+14155552671")
     answer = relay.webhook(call.answer[0].path, call.answer[0].params)
     assert answer.status_code == 200 and answer.mimetype == "text/xml"
     number = ET.fromstring(answer.data).find("Dial/Number")
-    assert number.text == "+15005550006"
+    assert number.text == "+14155552671"
     assert number.get("statusCallback").startswith(f"{PUBLIC_BASE}/twilio/status")
     assert number.get("statusCallbackEvent") == "initiated ringing answered completed"
 

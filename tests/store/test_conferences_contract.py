@@ -143,16 +143,75 @@ def test_an_ended_conference_is_kept_for_leg_retention_then_forgotten(
     assert store.get(live) is None and store.find("live") is None
 
 
-def test_a_forgotten_conference_does_not_come_back_with_its_participants(
+@pytest.mark.parametrize("purged", [False, True])
+def test_a_forgotten_conference_is_not_revived_by_a_replay(make_shared_store: StoreFactory,
+                                                           clock: FakeClock,
+                                                           purged: bool) -> None:
+    store = make_shared_store.conferences(RETENTION, clock)
+    yesterday, today, alice, bob = cf(), cf(), ca(), ca()
+    replays = [ev(yesterday, "conference-start", 1), ev(yesterday, "participant-join", 2, alice)]
+    for event in replays:
+        store.apply(event)
+    ended = store.apply(ev(yesterday, "conference-end", 3, ts=1_800_000_100))
+    clock.advance(RETENTION.leg_retention_s + 1)
+    if purged:
+        assert store.purge() >= 0
+    store.apply(ev(today, "participant-join", 1, bob))
+    for event in replays:
+        replayed = store.apply(event)
+        # The conference as its tombstone describes it: ended, when it ended, nobody in it.
+        assert (replayed.sid, replayed.status, replayed.ended_at) == (
+            yesterday, "completed", ended.ended_at)
+        assert replayed.participants == ()
+    assert store.get(yesterday) is None
+    found = store.find("standup")
+    assert found is not None and found.sid == today and present(found) == {bob}
+
+
+@pytest.mark.parametrize("purged", [False, True])
+def test_a_conference_whose_end_was_never_reported_is_buried_when_it_expires(
+        make_shared_store: StoreFactory, clock: FakeClock, purged: bool) -> None:
+    store = make_shared_store.conferences(RETENTION, clock)
+    conf, alice = cf(), ca()
+    join = ev(conf, "participant-join", 1, alice)
+    store.apply(join)
+    last_news = clock()
+    clock.advance(RETENTION.max_call_duration_s + 1)
+    if purged:
+        assert store.purge() >= 0
+    replayed = store.apply(join)
+    assert (replayed.status, replayed.ended_at) == (
+        "completed", last_news + RETENTION.max_call_duration_s)
+    assert store.get(conf) is None and store.find("standup") is None
+    # Bounded: tombstone_s after it was forgotten, the SID is unknown (Timestamps take over).
+    clock.now = last_news + RETENTION.max_call_duration_s + RETENTION.tombstone_s + 1
+    store.purge()
+    assert present(store.apply(join)) == {alice}
+
+
+def test_an_ended_conferences_tombstone_outlives_it_then_expires(
         make_shared_store: StoreFactory, clock: FakeClock) -> None:
     store = make_shared_store.conferences(RETENTION, clock)
-    conf, alice, bob = cf(), ca(), ca()
-    store.apply(ev(conf, "participant-join", 1, alice))
+    conf, alice = cf(), ca()
     store.apply(ev(conf, "conference-end", 2))
+    ended_at = clock()
+    clock.now = ended_at + RETENTION.tombstone_s - 1
+    store.purge()
+    assert store.apply(ev(conf, "participant-join", 1, alice)).status == "completed"
+    clock.now = ended_at + RETENTION.tombstone_s + 1
+    store.purge()
+    assert present(store.apply(ev(conf, "participant-join", 1, alice))) == {alice}
+
+
+def test_a_tombstone_is_seen_by_every_store_on_the_database(make_shared_store: StoreFactory,
+                                                            clock: FakeClock) -> None:
+    first = make_shared_store.conferences(RETENTION, clock)
+    second = make_shared_store.conferences(RETENTION, clock)
+    conf = cf()
+    first.apply(ev(conf, "conference-end", 2))
     clock.advance(RETENTION.leg_retention_s + 1)
-    replayed = store.apply(ev(conf, "participant-join", 1, bob))
-    assert [p.call_sid for p in replayed.participants] == [bob]
-    assert [p.call_sid for p in store.get(conf).participants] == [bob]  # type: ignore[union-attr]
+    assert second.apply(ev(conf, "conference-start", 1)).status == "completed"
+    assert first.get(conf) is None and second.get(conf) is None
 
 
 def test_concurrent_callbacks_lose_no_participant(make_shared_store: StoreFactory) -> None:
@@ -170,6 +229,34 @@ def test_concurrent_callbacks_lose_no_participant(make_shared_store: StoreFactor
     for thread in threads:
         thread.join(30)
     assert present(stores[0].get(conf)) == {c for group in calls for c in group}
+
+
+def test_racing_first_callbacks_lose_nothing_to_a_tombstone(make_shared_store: StoreFactory
+                                                             ) -> None:
+    """Every conference is new and four writers reach it at once: whoever reads between
+    another's first write and its tombstone (written ahead) must not take it for a grave."""
+    stores = [make_shared_store.conferences() for _ in range(4)]
+    confs = [cf() for _ in range(40)]
+    calls = [[ca() for _ in confs] for _ in stores]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def join(index: int) -> None:
+        try:
+            barrier.wait()
+            for conf, call in zip(confs, calls[index], strict=True):
+                stores[index].apply(ev(conf, "participant-join", index, call))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=join, args=(i,)) for i in range(len(stores))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    for k, conf in enumerate(confs):
+        assert present(stores[0].get(conf)) == {group[k] for group in calls}, conf
 
 
 KINDS = ["participant-join", "participant-leave"]
@@ -213,3 +300,10 @@ def test_redis_never_holds_a_conference_key_without_ttl(redis_factory: StoreFact
     ttls = {k: redis_client.pttl(k) for k in redis_client.scan_iter(f"{redis_factory.prefix}*")}
     assert len(ttls) >= 4, ttls  # conference, participants and name index keys
     assert all(ttl > 0 for ttl in ttls.values()), ttls
+    # Tombstones: bounded, and longer than what they stand for.
+    longest = (RETENTION.max_call_duration_s + RETENTION.tombstone_s) * 1000
+    assert sum(":conference-ended:" in key for key in ttls) == 2, ttls
+    for key, ttl in ttls.items():
+        if ":conference-ended:" in key:
+            sid = key.rsplit(":", 1)[1]
+            assert ttls[f"{redis_factory.prefix}conference:{sid}"] < ttl <= longest, key

@@ -168,8 +168,10 @@ def test_live_legs_are_forgotten_without_updates(make_store: StoreFactory,
     assert store.live_sdk_legs("alice") == []
     assert store.live_calls() == []
     assert store.call_legs(leg) == []
-    # A forgotten leg is unknown: a new event starts it afresh.
-    assert store.apply(ev(leg, "ringing")).status == "ringing"
+    # Forgotten, but not unknown: its tombstone keeps a replay from reviving it.
+    replay = store.apply(ev(leg, "ringing"))
+    assert replay.status == "completed" and not replay.is_live
+    assert store.get(leg) is None
 
 
 def test_purge_keeps_retained_legs(make_store: StoreFactory, clock: FakeClock) -> None:

@@ -120,13 +120,32 @@ def test_ended_legs_stay_readable_while_retained(make_store: StoreFactory,
     assert store.live_sdk_legs("alice") == [] and store.live_calls() == []
 
 
-def test_a_leg_whose_end_was_never_reported_starts_afresh(make_store: StoreFactory,
-                                                          clock: FakeClock) -> None:
+@pytest.mark.parametrize("purged", [False, True])
+def test_a_leg_whose_end_was_never_reported_is_buried_when_it_expires(
+        make_store: StoreFactory, clock: FakeClock, purged: bool) -> None:
     store = make_store(RETENTION, clock)
-    leg = sid()
-    store.apply(ev(leg, "in-progress", from_="client:alice", direction="inbound"))
-    clock.advance(601)  # forgotten after MAX_CALL_DURATION_S without news: no tombstone
-    assert store.apply(ev(leg, "ringing")).status == "ringing"
+    parent, child = sid(), sid()
+    store.apply(ev(parent, "ringing", from_="client:alice", to="+15550001111",
+                   direction="inbound"))
+    clock.advance(30)
+    store.apply(ev(child, "in-progress", parent_sid=parent, to="+15550001111"))
+    store.apply(ev(parent, "in-progress"))
+    last_news = clock()
+    clock.advance(601)  # MAX_CALL_DURATION_S without news: forgotten, and buried
+    if purged:
+        assert store.purge() >= 0
+    assert_forgotten_and_not_live(store, parent, child)
+    replay = store.apply(ev(parent, "ringing", from_="client:alice", direction="inbound"))
+    # Ended as far as callrelay knows, when it was forgotten.
+    assert (replay.call_sid, replay.status, replay.ended_at) == (parent, "completed",
+                                                                 last_news + 600)
+    assert not replay.is_live and replay.forgotten
+    replay_answer(store, parent, child)
+    assert_forgotten_and_not_live(store, parent, child)
+    # Bounded like any tombstone: tombstone_s after it was forgotten, the SID is unknown.
+    clock.now = last_news + 600 + TOMBSTONE_S + 1
+    store.purge()
+    assert store.apply(ev(parent, "ringing")).status == "ringing"
 
 
 def test_a_tombstone_is_written_when_the_leg_ends(make_store: StoreFactory,

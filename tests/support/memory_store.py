@@ -20,7 +20,7 @@ from services.legs.rules import (
     expires_at,
     from_tombstone,
     merge,
-    tombstone_expires_at,
+    tombstone,
 )
 from services.store.history import MAX_ENTRIES, HistoryEntry, history_expires_at
 
@@ -63,7 +63,10 @@ class MemoryLegStore:
         now = self.clock()
         with self.registry.lock:
             row = self.registry.rows.get(event.call_sid)
-            current = row[0] if row is not None and row[1] > now else None
+            if row is not None and row[1] <= now:
+                self._bury(row[0])  # forgotten (ended or not), as purge would
+                row = None
+            current = row[0] if row is not None else None
             tomb = self.registry.tombstones.get(event.call_sid)
             if current is None and tomb is not None and tomb[1] > now:
                 return tomb[0]  # ended, then forgotten: never live again
@@ -71,11 +74,14 @@ class MemoryLegStore:
             if leg is not current:
                 self.registry.rows[leg.call_sid] = (leg, expires_at(leg, self.retention))
                 if leg.is_ended and not (current and current.is_ended):
-                    assert leg.ended_at is not None
-                    self.registry.tombstones[leg.call_sid] = (
-                        from_tombstone(leg.call_sid, leg.status, leg.ended_at),
-                        tombstone_expires_at(leg, self.retention))
+                    self._bury(leg)
             return leg
+
+    def _bury(self, leg: Leg) -> None:
+        """Write the leg's tombstone (under the registry's lock); the same whenever written."""
+        status, ended_at, until = tombstone(leg, self.retention)
+        self.registry.tombstones[leg.call_sid] = (from_tombstone(leg.call_sid, status, ended_at),
+                                                  until)
 
     def get(self, call_sid: str) -> Leg | None:
         """One leg by SID, while retained."""
@@ -122,7 +128,7 @@ class MemoryLegStore:
         with self.registry.lock:
             gone = [sid for sid, (_, until) in self.registry.rows.items() if until <= now]
             for sid in gone:
-                del self.registry.rows[sid]
+                self._bury(self.registry.rows.pop(sid)[0])
             for sid in [sid for sid, (_, until) in self.registry.tombstones.items()
                         if until <= now]:
                 del self.registry.tombstones[sid]

@@ -11,6 +11,7 @@ from services.legs.conferences import (
     fold,
     is_conference_name,
 )
+from services.twilio.conference_access import ConferenceAccess
 from services.twilio.twiml import CONFERENCE_EVENTS, DialPlan, voice_response
 
 CONF = "CF" + "a" * 32
@@ -88,7 +89,8 @@ def test_an_event_that_adds_nothing_returns_the_conference_itself():
 
 
 PLAN = DialPlan(status_callback_url="https://relay.example.com/twilio/status",
-                conference_callback_url="https://relay.example.com/twilio/conference")
+                conference_callback_url="https://relay.example.com/twilio/conference",
+                conferences=ConferenceAccess(open=True))
 
 
 def test_twiml_dials_the_conference_with_its_callbacks():

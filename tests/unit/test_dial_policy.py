@@ -4,8 +4,9 @@ import pytest
 
 from services.twilio.dial_policy import Allowed, DialPolicy, Refused
 
-US = DialPolicy.for_caller_id("+15005550001", allow=("+1",),
+US = DialPolicy.for_caller_id("+15005550001", allow=("US",),
                               sip_domains=frozenset({"example.sip.twilio.com"}))
+NANP = DialPolicy.for_caller_id("+15005550001", allow=("+1",), sip_domains=frozenset())
 ANYWHERE = DialPolicy.for_caller_id("+15005550001", allow=("*",), sip_domains=frozenset())
 
 
@@ -14,7 +15,9 @@ ANYWHERE = DialPolicy.for_caller_id("+15005550001", allow=("*",), sip_domains=fr
     (US, "+1 (415) 555-2671", Allowed("number", "+14155552671")),
     (US, "14155552671", Allowed("number", "+14155552671")),
     (US, "(415) 555-2671", Allowed("number", "+14155552671")),
-    (US, "+15005550006", Allowed("number", "+15005550006")),  # Twilio's test numbers
+    # Personal numbers forward anywhere at their owner's rates: Twilio's +1500 test numbers are.
+    (US, "+15005550006", Refused("personal_number", "+1500****006")),
+    (ANYWHERE, "+447012345678", Refused("personal_number", "+4470****678")),  # UK 070
     (US, "+8821312345678", Refused("invalid_number", "+8821****678")),  # not a valid number
     (US, "+8823421234", Refused("prefix_not_allowed", "+8823****234")),  # satellite, valid
     (US, "+33612345678", Refused("prefix_not_allowed", "+3361****678")),
@@ -35,6 +38,27 @@ ANYWHERE = DialPolicy.for_caller_id("+15005550001", allow=("*",), sip_domains=fr
     (US, "sip:bob@example.sip.twilio.com", Allowed("sip", "sip:bob@example.sip.twilio.com")),
     (US, "sip:bob@Example.SIP.twilio.com:5061;transport=tls",
      Allowed("sip", "sip:bob@Example.SIP.twilio.com:5061;transport=tls")),
+    (US, "sip:+14155552671@example.sip.twilio.com;user=phone;transport=TCP;edge=frankfurt",
+     Allowed("sip", "sip:+14155552671@example.sip.twilio.com;user=phone;transport=TCP;"
+                    "edge=frankfurt")),
+    (US, "sip:bob@example.sip.twilio.com;region=ie1",
+     Allowed("sip", "sip:bob@example.sip.twilio.com;region=ie1")),
+    # maddr replaces the host the domain check passed (RFC 3261): refused, like any parameter
+    # outside the list, a bad value, or one given twice.
+    (US, "sip:bob@example.sip.twilio.com;maddr=premium.evil.example",
+     Refused("sip_parameter_not_allowed", "sip:****@example.sip.twilio.com")),
+    (US, "sip:bob@example.sip.twilio.com;MADDR=192.0.2.1",
+     Refused("sip_parameter_not_allowed", "sip:****@example.sip.twilio.com")),
+    (US, "sip:bob@example.sip.twilio.com;%6daddr=192.0.2.1",
+     Refused("sip_parameter_not_allowed", "sip:****@example.sip.twilio.com")),
+    (US, "sip:bob@example.sip.twilio.com;lr",
+     Refused("sip_parameter_not_allowed", "sip:****@example.sip.twilio.com")),
+    (US, "sip:bob@example.sip.twilio.com;transport=sctp",
+     Refused("sip_parameter_not_allowed", "sip:****@example.sip.twilio.com")),
+    (US, "sip:bob@example.sip.twilio.com;transport",
+     Refused("sip_parameter_not_allowed", "sip:****@example.sip.twilio.com")),
+    (US, "sip:bob@example.sip.twilio.com;transport=tls;transport=udp",
+     Refused("sip_parameter_not_allowed", "sip:****@example.sip.twilio.com")),
     (US, "sip:+15005550006@example.sip.twilio.com",
      Allowed("sip", "sip:+15005550006@example.sip.twilio.com")),
     (US, "sip:premium@evil.example;transport=tls?X-Evil=1",
@@ -75,6 +99,31 @@ def test_a_national_number_is_read_in_the_caller_ids_country():
     assert uk.check("020 7946 0000") == Allowed("number", "+442079460000")
     assert uk.check("0843 123 4567") == Refused("premium_rate", "+4484****567")
     assert uk.check("00 1 415 555 2671") == Refused("prefix_not_allowed", "+1415****671")
+
+
+@pytest.mark.parametrize("number, region", [
+    ("+18765230123", "JM"), ("+18092345678", "DO"), ("+12644612345", "AI"),
+    ("+12842291234", "VG"), ("+16497121234", "TC"), ("+12423456789", "BS"),
+    ("+15062345678", "CA"), ("+17872345678", "PR"),
+])
+def test_the_us_region_is_not_the_rest_of_the_nanp(number, region):
+    """+1 numbers outside the US (the Caribbean's toll-fraud classics among them) are refused
+    by a US policy; the prefix +1 lets every NANP country in; their own region, only them."""
+    masked = number[:5] + "****" + number[-3:]
+    assert US.check(number) == Refused("prefix_not_allowed", masked)
+    assert NANP.check(number) == Allowed("number", number)
+    alone = DialPolicy.for_caller_id("+15005550001", allow=(region,), sip_domains=frozenset())
+    assert alone.check(number) == Allowed("number", number)
+    assert alone.check("+12015550123").reason == "prefix_not_allowed"  # type: ignore[union-attr]
+
+
+def test_regions_and_prefixes_mix():
+    policy = DialPolicy.for_caller_id("+15005550001", allow=("CA", "+44", "US"),
+                                      sip_domains=frozenset())
+    for number in ("+12015550123", "+15062345678", "+441212345678"):
+        assert policy.check(number) == Allowed("number", number)
+    assert policy.check("+18765230123").reason == "prefix_not_allowed"  # type: ignore[union-attr]
+    assert policy.check("+33612345678").reason == "prefix_not_allowed"  # type: ignore[union-attr]
 
 
 def test_prefixes_narrower_than_a_country():

@@ -12,9 +12,9 @@ from services.legs.rules import (
     TOMBSTONE_FLOOR_S,
     Retention,
     from_tombstone,
-    is_forgotten,
     is_stale,
     merge,
+    tombstone,
 )
 
 LEG = "CA" + "3" * 32
@@ -91,11 +91,19 @@ def test_no_gap_between_tombstone_and_timestamp_guard(retention_s, max_call_s):
 
 
 def test_a_leg_answered_from_its_tombstone_is_forgotten():
-    retention = Retention(leg_retention_s=60)
     ended = merge(None, LegEvent(LEG, "completed", from_="client:alice"), now=NOON)
-    assert not is_forgotten(ended, NOON + 59, retention)
+    assert not ended.forgotten
     buried = from_tombstone(LEG, "completed", NOON)
-    assert is_forgotten(buried, NOON + 60, retention)
+    assert buried.forgotten
     assert (buried.status, buried.ended_at, buried.is_live) == ("completed", NOON, False)
-    live = merge(None, LegEvent(LEG, "ringing"), now=NOON)
-    assert not is_forgotten(live, NOON + 10**9, retention)
+    assert not merge(None, LegEvent(LEG, "ringing"), now=NOON).forgotten
+
+
+def test_a_leg_that_never_ended_is_buried_as_completed_when_it_expires():
+    retention = Retention(leg_retention_s=60, max_call_duration_s=600)
+    live = merge(None, LegEvent(LEG, "in-progress", from_="client:alice"), now=NOON)
+    assert tombstone(live, retention) == ("completed", NOON + 600,
+                                          NOON + 600 + retention.tombstone_s)
+    ended = merge(live, LegEvent(LEG, "busy"), now=NOON + 5)
+    assert tombstone(ended, retention) == ("busy", NOON + 5,
+                                           NOON + 5 + retention.tombstone_s)

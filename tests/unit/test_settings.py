@@ -72,10 +72,14 @@ def test_log_level_defaults_to_info_and_ignores_case():
     assert Settings.from_env({**BASE, "LOG_LEVEL": " Warning "}).log_level == "WARNING"
 
 
-def test_dial_allow_defaults_to_the_caller_ids_country_calling_code():
-    assert Settings.from_env({**BASE, "TWILIO_CALLER_ID": "+15005550006"}).dial_allow == ("+1",)
+def test_dial_allow_defaults_to_the_caller_ids_region_not_its_calling_code():
+    # +1 is the whole NANP (Jamaica, the Dominican Republic, …): the default is the US alone.
+    assert Settings.from_env({**BASE, "TWILIO_CALLER_ID": "+15005550006"}).dial_allow \
+        == ("US",)
+    assert Settings.from_env({**BASE, "TWILIO_CALLER_ID": "+16135550123"}).dial_allow \
+        == ("CA",)
     assert Settings.from_env({**BASE, "TWILIO_CALLER_ID": "+442079460000"}).dial_allow \
-        == ("+44",)
+        == ("GB",)
     # No caller ID and no DIAL_ALLOW: no phone number is dialable at all.
     assert Settings.from_env(BASE).dial_allow == ()
     assert Settings.from_env(BASE).dial_sip_domains == frozenset()
@@ -88,6 +92,64 @@ def test_dial_allow_and_sip_domains_are_lists():
     assert s.dial_allow == ("+1415", "+44")
     assert s.dial_sip_domains == frozenset({"example.sip.twilio.com", "pbx.example.com"})
     assert Settings.from_env({**BASE, "DIAL_ALLOW": "*"}).dial_allow == ("*",)
+    assert Settings.from_env({**BASE, "DIAL_ALLOW": "us, CA,+44"}).dial_allow \
+        == ("US", "CA", "+44")
+
+
+def test_conference_joins_are_closed_unless_asked():
+    closed = Settings.from_env(BASE)
+    assert (closed.conference_ticket_secret, closed.dial_conferences_open) == (None, False)
+    secret = "x" * 32
+    tickets = Settings.from_env({**BASE, "CONFERENCE_TICKET_SECRET": secret})
+    assert (tickets.conference_ticket_secret, tickets.dial_conferences_open) == (secret, False)
+    assert secret not in repr(tickets) and secret in tickets.secrets
+    assert Settings.from_env({**BASE, "DIAL_CONFERENCES": "Open"}).dial_conferences_open
+
+
+@pytest.mark.parametrize("env, problem", [
+    ({"CONFERENCE_TICKET_SECRET": "x" * 31}, "CONFERENCE_TICKET_SECRET is malformed: expected "
+     "at least 32 random characters, such as the output of `openssl rand -hex 32`"),
+    ({"DIAL_CONFERENCES": "yes"}, "DIAL_CONFERENCES is malformed: expected open (anyone may "
+     "join any conference), or unset"),
+    ({"DIAL_CONFERENCES": "open", "CONFERENCE_TICKET_SECRET": "x" * 32}, "DIAL_CONFERENCES is "
+     "malformed: open lets anyone join any conference, so CONFERENCE_TICKET_SECRET would check "
+     "nothing; set one or the other"),
+    ({"DIAL_ALLOW": "US,XX"}, "DIAL_ALLOW is malformed: expected comma-separated E.164 prefixes "
+     "and ISO 3166 region codes such as US,CA,+44, or * (XX is no region code)"),
+    ({"DIAL_ALLOW": "USA"}, "DIAL_ALLOW is malformed: expected comma-separated E.164 prefixes "
+     "and ISO 3166 region codes such as US,CA,+44, or *"),
+])
+def test_malformed_dial_variables_are_one_line_each(env, problem):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**BASE, **env})
+    assert raised.value.problems == (problem,)
+
+
+SANDBOX_TOKEN = "sandbox-auth-token-not-a-secret"  # published in .env.example
+SANDBOX_TICKETS = "sandbox-conference-ticket-secret-not-a-secret"
+
+
+@pytest.mark.parametrize("base_url", [None, "https://api.twilio.com", "http://10.0.0.7:4010",
+                                      "http://127.0.0.1.example.com:4010"])
+def test_the_sandboxs_published_secrets_are_refused_away_from_the_local_mock(base_url):
+    env = {**BASE, "TWILIO_AUTH_TOKEN": SANDBOX_TOKEN,
+           "CONFERENCE_TICKET_SECRET": SANDBOX_TICKETS}
+    if base_url is not None:
+        env["TWILIO_API_BASE_URL"] = base_url
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(env)
+    assert raised.value.problems == tuple(
+        f"{name} is malformed: it is the sandbox's, published in .env.example, and works only "
+        "with TWILIO_API_BASE_URL on this machine (127.0.0.1 or localhost); set your own"
+        for name in ("TWILIO_AUTH_TOKEN", "CONFERENCE_TICKET_SECRET"))
+
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:4010", "http://localhost:4010"])
+def test_the_sandboxs_secrets_work_beside_the_local_mock(base_url):
+    s = Settings.from_env({**BASE, "TWILIO_AUTH_TOKEN": SANDBOX_TOKEN,
+                           "CONFERENCE_TICKET_SECRET": SANDBOX_TICKETS,
+                           "TWILIO_API_BASE_URL": base_url})
+    assert (s.twilio_auth_token, s.conference_ticket_secret) == (SANDBOX_TOKEN, SANDBOX_TICKETS)
 
 
 @pytest.mark.parametrize("name, value", [

@@ -2,8 +2,11 @@
 
 Layout, under `prefix`: a hash per conference (`conference:<CF sid>`), a hash of its
 participants (`conference-participants:<CF sid>`: call SID -> JSON [joined seq, joined at, left
-seq, left at]) and a sorted set per name (`conference-name:<name>`) of the SIDs that carried
-it, scored by each conference's expiry. Every key carries a TTL.
+seq, left at]), a sorted set per name (`conference-name:<name>`) of the SIDs that carried
+it, scored by each conference's expiry, and a tombstone (`conference-ended:<CF sid>`,
+"<ended_at> <expires_at>") that outlives the conference, so a replayed callback cannot revive
+it: written with every change, as the conference would read once forgotten (ended, or
+expired without an end). Every key carries a TTL.
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ from services.legs.conferences import (
     Participant,
     expires_at,
     fold,
+    from_tombstone,
     participant_order,
+    tombstone,
 )
 from services.legs.rules import Retention
 from services.store.redis.database import RedisDatabase
@@ -79,6 +84,17 @@ class RedisConferenceStore:
     def _keys(self, sid: str) -> tuple[str, str]:
         return f"{self.prefix}conference:{sid}", f"{self.prefix}conference-participants:{sid}"
 
+    def _tomb_key(self, sid: str) -> str:
+        return f"{self.prefix}conference-ended:{sid}"
+
+    def _buried(self, pipe: Pipeline, sid: str, now: float) -> Conference | None:
+        """The conference its tombstone describes, while the tombstone lasts."""
+        value = cast(str | None, pipe.get(self._tomb_key(sid)))
+        if value is None:
+            return None
+        ended_at, until = value.split(" ")
+        return from_tombstone(sid, float(ended_at)) if float(until) > now else None
+
     def _name_key(self, name: str) -> str:
         return f"{self.prefix}conference-name:{name}"
 
@@ -95,12 +111,20 @@ class RedisConferenceStore:
         raise StoreUnavailable("The conference registry (Redis) is too busy; retry shortly.")
 
     def _apply_once(self, pipe: Pipeline, event: ConferenceEvent) -> Conference:
-        key, pkey = self._keys(event.conference_sid)
-        pipe.watch(key, pkey)
+        sid = event.conference_sid
+        (key, pkey), tomb = self._keys(sid), self._tomb_key(sid)
+        pipe.watch(key, pkey, tomb)
         now = self.clock()
         # decode_responses=True: every reply is str, whatever the generic stubs say.
         current = _conference(cast(dict[str, str], pipe.hgetall(key)),
                               cast(dict[str, str], pipe.hgetall(pkey)), now)
+        buried = self._buried(pipe, sid, now) if current is None else None
+        if buried is not None:
+            # Not one snapshot with the reads above: a writer may have stored the conference
+            # in between, and nothing is written here for EXEC to notice. Look again.
+            if _conference(cast(dict[str, str], pipe.hgetall(key)), {}, now) is not None:
+                raise WatchError("the conference was stored meanwhile")
+            return buried  # forgotten: nothing is recorded
         conference = fold(current, event, now)
         if conference is current:
             return conference
@@ -121,6 +145,9 @@ class RedisConferenceStore:
             pipe.delete(pkey)
         pipe.hset(key, mapping=fields)
         pipe.pexpire(key, ttl_ms)
+        ended_at, until = tombstone(conference, self.retention)
+        # Milliseconds keep the value within Redis's embedded strings (<= 44 bytes).
+        pipe.set(tomb, f"{ended_at:.3f} {until:.3f}", px=max(1, math.ceil((until - now) * 1000)))
         if changed:
             pipe.hset(pkey, mapping=changed)
         pipe.pexpire(pkey, ttl_ms)

@@ -3,9 +3,11 @@
 Layout, under `prefix`: a hash per leg (`leg:<sid>`), and three sorted sets of leg SIDs scored
 by each leg's expiry, so expired members read as absent and are pruned by score:
 `children:<parent sid>`, `identity:<identity>` (legs not ended) and `open` (legs not ended,
-the source of `live_calls`); `registry:started_at` (see registry.py); and a string per
-ended leg (`ended:<sid>`, "<status> <ended_at> <expires_at>") that outlives its hash, so a
-replayed callback cannot revive a forgotten leg. Every key carries a TTL.
+the source of `live_calls`); `registry:started_at` (see registry.py); and a tombstone per leg
+(`ended:<sid>`, "<status> <ended_at> <expires_at>") that outlives its hash, so a replayed
+callback cannot revive a forgotten leg. A leg not ended has its tombstone written ahead, as it
+will read once the hash expires without an end (Retention's `tombstone`): nothing runs when a
+TTL does. Every key carries a TTL.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from services.legs.rules import (
     expires_at,
     from_tombstone,
     merge,
-    tombstone_expires_at,
+    tombstone,
 )
 from services.store.redis import registry
 from services.store.redis.database import RedisDatabase
@@ -113,7 +115,12 @@ class RedisStore:
         current = _leg(stored, now)
         buried = self._buried(pipe, tomb, event.call_sid, now) if current is None else None
         if buried is not None:
-            return buried  # an ended leg past its retention: nothing is recorded
+            # The two reads are not one snapshot: a writer may have stored the leg, with its
+            # tombstone written ahead, in between. Nothing is written here, so EXEC would not
+            # notice: look again.
+            if _leg(cast(dict[str, str], pipe.hgetall(key)), now) is not None:
+                raise WatchError("the leg was stored meanwhile")
+            return buried  # a leg past its retention: nothing is recorded
         leg = merge(current, event, now)
         if leg is current:
             return leg
@@ -129,11 +136,13 @@ class RedisStore:
         pipe.delete(key)
         pipe.hset(key, mapping=fields)
         pipe.pexpire(key, ttl_ms)
-        if leg.is_ended and not (current and current.is_ended):
-            # Written as the leg ends, in the same transaction as the leg itself.
-            until = tombstone_expires_at(leg, self.retention)
+        if not (current and current.is_ended):
+            # Written as the leg ends, in the same transaction as the leg itself; before that,
+            # with every change, as the leg's expiry would leave it. Read only once the hash
+            # is gone.
+            status, ended_at, until = tombstone(leg, self.retention)
             # Milliseconds keep the value within Redis's embedded strings (<= 44 bytes).
-            pipe.set(tomb, f"{leg.status} {leg.ended_at:.3f} {until:.3f}",
+            pipe.set(tomb, f"{status} {ended_at:.3f} {until:.3f}",
                      px=max(1, math.ceil((until - now) * 1000)))
 
         def index(ikey: str, keep: bool) -> None:

@@ -13,7 +13,9 @@ from services.legs.conferences import (
     Participant,
     expires_at,
     fold,
+    from_tombstone,
     participant_order,
+    tombstone,
 )
 from services.legs.rules import Retention
 from services.store.sqlite.database import SQLiteDatabase
@@ -40,6 +42,14 @@ CREATE TABLE IF NOT EXISTS conference_participants (
     left_at        REAL,
     PRIMARY KEY (conference_sid, call_sid)
 ) WITHOUT ROWID;
+-- One small row per forgotten conference (ended, or expired without an end), kept far longer
+-- than the conference (Retention.tombstone_s): a replayed callback cannot revive it.
+CREATE TABLE IF NOT EXISTS conference_tombstones (
+    conference_sid TEXT PRIMARY KEY,
+    ended_at       REAL NOT NULL,
+    expires_at     REAL NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conference_tombstones_expiry ON conference_tombstones(expires_at);
 """
 COLUMNS = "conference_sid, friendly_name, account_sid, started_at, ended_at, updated_at"
 UPSERT_CONFERENCE = """
@@ -56,6 +66,10 @@ ON CONFLICT(conference_sid, call_sid) DO UPDATE SET
 """
 PARTICIPANTS = ("SELECT call_sid, joined_seq, joined_at, left_seq, left_at "
                 "FROM conference_participants WHERE conference_sid = ?")
+BURY = """
+INSERT INTO conference_tombstones VALUES (?,?,?) ON CONFLICT(conference_sid) DO UPDATE SET
+    ended_at = excluded.ended_at, expires_at = excluded.expires_at
+"""
 PURGE_EVERY_S = 60.0
 
 
@@ -94,7 +108,9 @@ class SQLiteConferenceStore:
         sid = event.conference_sid
 
         def fold_in(db: sqlite3.Connection) -> Conference:
-            current = self._load(db, sid, now)
+            current, buried = self._load(db, sid, now)
+            if buried is not None:
+                return buried  # forgotten: nothing is recorded
             conference = fold(current, event, now)
             if conference is not current:
                 if current is None:  # participants of a forgotten conference of this SID
@@ -107,6 +123,9 @@ class SQLiteConferenceStore:
                 old = set(current.participants) if current else set()
                 db.executemany(UPSERT_PARTICIPANT, [_participant_row(sid, p) for p in
                                                     conference.participants if p not in old])
+                if conference.is_ended:
+                    # In the same transaction: whenever the row goes, this SID stays ended.
+                    db.execute(BURY, (sid, *tombstone(conference, self.retention)))
             return conference
 
         conference = self.db.write(fold_in)
@@ -114,10 +133,21 @@ class SQLiteConferenceStore:
             self.purge()
         return conference
 
-    def _load(self, db: sqlite3.Connection, sid: str, now: float) -> Conference | None:
-        row = db.execute(f"SELECT {COLUMNS} FROM conferences "  # noqa: S608
-                         "WHERE conference_sid = ? AND expires_at > ?", (sid, now)).fetchone()
-        return _conference(row, db.execute(PARTICIPANTS, (sid,)).fetchall()) if row else None
+    def _load(self, db: sqlite3.Connection, sid: str,
+              now: float) -> tuple[Conference | None, Conference | None]:
+        """(the retained conference, or the one its tombstone describes once forgotten)."""
+        row = db.execute(f"SELECT {COLUMNS}, expires_at FROM conferences "  # noqa: S608
+                         "WHERE conference_sid = ?", (sid,)).fetchone()
+        if row is not None:
+            conference = _conference(row, db.execute(PARTICIPANTS, (sid,)).fetchall())
+            if row[-1] > now:
+                return conference, None
+            # Forgotten but not purged yet: answered from the tombstone purge will write.
+            ended_at, until = tombstone(conference, self.retention)
+            return None, (from_tombstone(sid, ended_at) if until > now else None)
+        tomb = db.execute("SELECT ended_at FROM conference_tombstones "
+                          "WHERE conference_sid = ? AND expires_at > ?", (sid, now)).fetchone()
+        return None, (from_tombstone(sid, tomb[0]) if tomb else None)
 
     def _read(self, where: str, args: tuple) -> Conference | None:
         # `where` is one of this module's literals, never caller input.
@@ -144,6 +174,13 @@ class SQLiteConferenceStore:
         self._last_purge = now
 
         def forget(db: sqlite3.Connection) -> int:
+            # A conference whose end was never reported is buried as it goes (the rule's
+            # `tombstone`); ended ones have theirs already.
+            db.execute("INSERT OR IGNORE INTO conference_tombstones SELECT conference_sid, "
+                       "coalesce(ended_at, expires_at), expires_at + ? FROM conferences "
+                       "WHERE expires_at <= ? AND ended_at IS NULL",
+                       (self.retention.tombstone_s, now))
+            db.execute("DELETE FROM conference_tombstones WHERE expires_at <= ?", (now,))
             db.execute("DELETE FROM conference_participants WHERE conference_sid IN "
                        "(SELECT conference_sid FROM conferences WHERE expires_at <= ?)", (now,))
             return int(db.execute("DELETE FROM conferences WHERE expires_at <= ?",

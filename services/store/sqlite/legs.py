@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 from services.legs.model import Leg, LegEvent
 from services.legs.rules import (
+    EXPIRED_STATUS,
     Retention,
     call_order,
     expires_at,
     from_tombstone,
     merge,
-    tombstone_expires_at,
+    tombstone,
 )
 from services.store.sqlite import registry
 from services.store.sqlite.database import SQLiteDatabase
@@ -36,8 +37,9 @@ CREATE INDEX IF NOT EXISTS legs_parent ON legs(parent_sid) WHERE parent_sid IS N
 CREATE INDEX IF NOT EXISTS legs_identity ON legs(identity) WHERE identity IS NOT NULL;
 CREATE INDEX IF NOT EXISTS legs_open ON legs(ended_at) WHERE ended_at IS NULL;
 CREATE INDEX IF NOT EXISTS legs_expiry ON legs(expires_at);
--- One small row per ended leg, kept far longer than the leg's own row (Retention.tombstone_s):
--- the SID of a forgotten leg still reads as ended, so a replayed callback cannot revive it.
+-- One small row per forgotten leg (ended, or expired without an end), kept far longer than the
+-- leg's own row (Retention.tombstone_s): the SID still reads as ended, so a replayed callback
+-- cannot revive it.
 CREATE TABLE IF NOT EXISTS tombstones (
     call_sid   TEXT PRIMARY KEY,
     status     TEXT NOT NULL,
@@ -111,8 +113,14 @@ class SQLiteStore:
         return leg
 
     def _apply(self, db: sqlite3.Connection, event: LegEvent, now: float) -> Leg:
-        row = db.execute(f"SELECT {COLUMNS} FROM legs WHERE call_sid = ? AND expires_at > ?",  # noqa: S608
-                         (event.call_sid, now)).fetchone()
+        row = db.execute(f"SELECT {COLUMNS}, expires_at FROM legs WHERE call_sid = ?",  # noqa: S608
+                         (event.call_sid,)).fetchone()
+        if row is not None and row[-1] <= now:
+            # Forgotten but not purged yet: answered from the tombstone purge will write.
+            status, ended_at, until = tombstone(_leg(row), self.retention)
+            if until > now:
+                return from_tombstone(event.call_sid, status, ended_at)
+            row = None
         if row is None:
             tomb = db.execute("SELECT status, ended_at FROM tombstones "
                               "WHERE call_sid = ? AND expires_at > ?",
@@ -137,8 +145,7 @@ class SQLiteStore:
         if leg.is_ended and not (current and current.is_ended):
             # Written as the leg ends, in the same transaction: from here on no later
             # event can make this SID live again, whenever the leg's row goes.
-            db.execute(BURY, (leg.call_sid, leg.status, leg.ended_at,
-                              tombstone_expires_at(leg, self.retention)))
+            db.execute(BURY, (leg.call_sid, *tombstone(leg, self.retention)))
         return leg
 
     def get(self, call_sid: str) -> Leg | None:
@@ -199,10 +206,13 @@ class SQLiteStore:
         self._last_purge = now
 
         def forget(db: sqlite3.Connection) -> int:
-            # Ended legs stored before tombstones existed get theirs before their row goes.
-            db.execute("INSERT OR IGNORE INTO tombstones SELECT call_sid, status, ended_at, "
-                       "ended_at + ? FROM legs WHERE expires_at <= ? AND ended_at IS NOT NULL",
-                       (self.retention.tombstone_s, now))
+            # A leg whose end was never reported is buried as it goes (Retention's
+            # `tombstone`), and so are ended legs stored before tombstones existed.
+            db.execute("INSERT OR IGNORE INTO tombstones SELECT call_sid, "
+                       "CASE WHEN ended_at IS NULL THEN ? ELSE status END, "
+                       "coalesce(ended_at, expires_at), coalesce(ended_at, expires_at) + ? "
+                       "FROM legs WHERE expires_at <= ?",
+                       (EXPIRED_STATUS, self.retention.tombstone_s, now))
             db.execute("DELETE FROM tombstones WHERE expires_at <= ?", (now,))
             return int(db.execute("DELETE FROM legs WHERE expires_at <= ?", (now,)).rowcount)
 
