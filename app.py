@@ -23,6 +23,7 @@ from services.twilio.dial_policy import DialPolicy
 from services.twilio.port import TwilioGateway
 from services.twilio.rest import TwilioRestGateway
 from services.use_cases.call_history import CallHistory
+from services.use_cases.lookup_budget import LookupBudget
 from services.use_cases.notify import Notifier
 from web.api import api_blueprint
 from web.conferences import conferences_blueprint
@@ -30,6 +31,7 @@ from web.console.blueprint import console_blueprint
 from web.console.parts import ConsoleParts
 from web.dead_events import dead_events_blueprint
 from web.errors import register_error_handlers
+from web.json_provider import StrictJSONProvider
 from web.ops import ops_blueprint
 from web.request_logs import install_request_ids, register_request_logs
 from web.security import BearerTokens, PublicURLs, TwilioSignatures
@@ -60,9 +62,12 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
                              forwarding or ForwardingOptions(), metrics, history)
     notifier = Notifier(stores.legs, twilio, settings.notify_deadline_s,
                         settings.max_call_duration_s, conferences=stores.conferences,
-                        history=history)
+                        history=history,
+                        budget=LookupBudget(settings.lookup_budget, observer=metrics),
+                        observer=metrics)
 
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
     app.config["SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["callrelay.store"] = stores

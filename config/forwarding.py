@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
 from config.reader import EnvReader
 
@@ -30,6 +31,15 @@ class ForwardingSettings:
     def enabled(self) -> bool:
         """True when there is somewhere to forward events to."""
         return bool(self.url and self.secrets)
+
+    @property
+    def url_secrets(self) -> tuple[str, ...]:
+        """What FORWARD_URL may carry as credentials: its password and query values."""
+        if not self.url:
+            return ()
+        parts = urlsplit(self.url)
+        return (*([parts.password] if parts.password else []),
+                *(value for _, value in parse_qsl(parts.query) if value))
 
 
 def read_forwarding(reader: EnvReader) -> ForwardingSettings:

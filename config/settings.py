@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 
 from config.dialling import read_dialling
 from config.forwarding import ForwardingSettings, read_forwarding
+from config.lookups import read_lookup_budget
 from config.reader import ConfigError, EnvReader
 from config.serving import ServingSettings, read_public_base_url, read_serving
 from config.stores import (
@@ -22,6 +23,7 @@ from config.stores import (
     store_password,
 )
 from services.legs.rules import Retention
+from services.use_cases.lookup_budget import Budget
 
 __all__ = ["ConfigError", "ForwardingSettings", "ServingSettings", "Settings"]
 
@@ -66,6 +68,8 @@ class Settings:
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
+    # Twilio requests a second (and the burst) that lookups of unknown calls may make.
+    lookup_budget: Budget = field(default_factory=Budget)
     # Keep message content in the calls' histories (it may hold personal data).
     message_log_content: bool = False
     forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
@@ -77,8 +81,9 @@ class Settings:
     def secrets(self) -> tuple[str | None, ...]:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
-                *self.forwarding.secrets, self.conference_ticket_secret,
-                store_password(self.store_url), *self.relay_api_tokens)
+                *self.forwarding.secrets, *self.forwarding.url_secrets,
+                self.conference_ticket_secret, store_password(self.store_url),
+                *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:
@@ -128,6 +133,7 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+            lookup_budget=read_lookup_budget(reader),
             message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),
             console_enabled=reader.flag("CONSOLE_ENABLED") is not False,

@@ -102,6 +102,16 @@ class TwilioUnavailable(RelayError):
         self.headers["Retry-After"] = str(retry_after_s)
 
 
+class LookupBudgetExhausted(RelayError):
+    """Looking a call or identity up at Twilio would exceed this process's lookup budget."""
+
+    status, code = 503, "lookup_budget_exhausted"
+
+    def __init__(self, message: str, retry_after_s: int = 1, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.headers["Retry-After"] = str(retry_after_s)
+
+
 class TwilioTimeout(RelayError):
     status, code = 504, "twilio_timeout"
 

@@ -12,9 +12,11 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.routing import BaseConverter
 
 from services.errors import EventNotFound, ForwardingDisabled, ValidationFailed
+from services.forwarding.events import strict_body
 from services.forwarding.service import Forwarding
 from services.legs.model import is_call_sid
 from services.store.outbox import DeadEvent
+from services.strict_json import clean_text
 from web.security import BearerTokens
 
 
@@ -23,11 +25,15 @@ def _iso(at: float) -> str:
 
 
 def _dead_json(dead: DeadEvent) -> dict[str, Any]:
+    body = strict_body(dead.body)
+    # An event whose body cannot be made strict JSON is shown as its text (with U+FFFD for
+    # what UTF-8 cannot carry), so that the list stays strict JSON.
+    event = json.loads(body) if body is not None else clean_text(dead.body)
     # A test event's stream is its own id, not a call.
     call_sid = dead.stream if is_call_sid(dead.stream) else None
     return {"id": dead.id, "call_sid": call_sid, "attempts": dead.attempts,
             "last_error": dead.last_error, "created_at": _iso(dead.created_at),
-            "dead_at": _iso(dead.dead_at), "event": json.loads(dead.body)}
+            "dead_at": _iso(dead.dead_at), "event": event}
 
 
 class EventIdConverter(BaseConverter):

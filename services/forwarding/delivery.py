@@ -18,6 +18,7 @@ import requests
 from standardwebhooks import Webhook
 
 from services.errors import StoreUnavailable
+from services.forwarding.events import strict_body
 from services.store.history import DEAD, FORWARDED
 from services.store.outbox import Outbox, OutboxEvent
 
@@ -67,6 +68,11 @@ class DeliveryOptions:
     poll_s: float = 1.0  # how often other workers' and instances' events are looked for
     timeout_s: float = 10.0
     batch: int = 20
+    # Failed attempts during which an event holds its call's later events. A backend that
+    # refuses an event (a 4xx) more often than this has refused it for good: the event is set
+    # aside and retried on its own, and the call's later events go on. Other failures (5xx,
+    # timeouts) mean the backend is down for every event, and hold the call's events in order.
+    hold_attempts: int = 1
 
 
 def signed_headers(secrets: str | Sequence[str], event_id: str, body: str, at: float
@@ -173,17 +179,21 @@ class Forwarder:
         return len(events)
 
     def _deliver(self, session: requests.Session, event: OutboxEvent) -> None:
+        # Events queued before content was checked may hold NaN: sent as strict JSON too.
+        body = strict_body(event.body) or event.body
         headers = {"Content-Type": "application/json", "User-Agent": "callrelay",
-                   **signed_headers(self._secrets, event.id, event.body, self.clock())}
+                   **signed_headers(self._secrets, event.id, body, self.clock())}
         timeout = self.options.timeout_s
         started = time.monotonic()
+        refused = False
         try:
-            answer = session.post(self.url, data=event.body.encode(), headers=headers,
+            answer = session.post(self.url, data=body.encode(), headers=headers,
                                   timeout=(min(3.0, timeout), timeout), allow_redirects=False)
             answer.close()
             accepted = 200 <= answer.status_code < 300
             error = None if accepted else f"HTTP {answer.status_code}"
             reason = None if accepted else failure_reason(answer.status_code)
+            refused = 400 <= answer.status_code < 500 and answer.status_code not in (408, 429)
         except requests.RequestException as exc:
             error, reason = exc.__class__.__name__, failure_reason(None, exc)
         if self.observer is not None:
@@ -205,6 +215,9 @@ class Forwarder:
                 self.on_settled(event, DEAD, attempt, error)
         else:
             delay = self.options.backoff.delay(attempt)
-            self.outbox.retry_at(event.id, self.owner, self.clock() + delay, error)
-            log.warning("event delivery failed, will retry",
+            aside = refused and attempt > self.options.hold_attempts
+            retry = self.outbox.set_aside if aside else self.outbox.retry_at
+            retry(event.id, self.owner, self.clock() + delay, error)
+            log.warning("event refused, set aside; the call's next events go on" if aside
+                        else "event delivery failed, will retry",
                         extra={**fields, "error": error, "retry_in_s": round(delay, 1)})

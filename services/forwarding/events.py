@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from services import strict_json
 from services.errors import ValidationFailed
 from services.legs.model import SEQUENCE_RE, Leg, is_call_sid, parse_timestamp
 from services.store.outbox import OutboxEvent
 
 MESSAGE_SID_RE = re.compile(r"^KX[0-9a-fA-F]{32}$")
+# An event wraps content two levels deep: {"data": {"content": …}}.
+EVENT_DEPTH = strict_json.MAX_DEPTH + 2
 MESSAGE_EVENT = "call.message"
 LEG_EVENT = "call.leg.updated"
 # A message Twilio stamped longer ago than this is a replay, not news. Twilio's retries come
@@ -44,13 +47,23 @@ class SdkMessage:
 
 
 def decode_content(raw: Any) -> Any:
-    """Twilio's `Content` is JSON text: its value, or the text itself when it is not JSON."""
-    if not isinstance(raw, str):
+    """Twilio's `Content` is JSON text: its value when it is strict JSON, else the text itself
+    (lone surrogates replaced by U+FFFD), so that every event is strict JSON."""
+    if isinstance(raw, str):
+        try:
+            return strict_json.loads(raw)
+        except strict_json.NotStrictJSON:
+            # NaN, Infinity, 1e999, too deep: a strict backend would refuse the whole event.
+            return strict_json.clean_text(raw)
+    if strict_json.problem(raw) is None:
         return raw
+    # Not Twilio's form (Content is text): a JSON body that held another value. Carried as
+    # its text, like content that is not strict JSON.
     try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+        text = json.dumps(raw, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        raise ValidationFailed("Content is nested too deeply.", field="Content") from None
+    return strict_json.clean_text(text)
 
 
 def parse_message(params: Mapping[str, Any]) -> SdkMessage:
@@ -96,8 +109,26 @@ def _iso(at: float) -> str:
 
 
 def _body(kind: str, at: float, data: dict[str, Any]) -> str:
-    return json.dumps({"type": kind, "timestamp": _iso(at), "data": data},
-                      separators=(",", ":"), ensure_ascii=False)
+    return strict_json.dumps({"type": kind, "timestamp": _iso(at), "data": data}, EVENT_DEPTH)
+
+
+def strict_body(body: str) -> str | None:
+    """An event's body as strict JSON: as it is when it is; else (an event queued before
+    content was checked) with its content carried as text; None when neither can be had."""
+    try:
+        strict_json.loads(body, EVENT_DEPTH)
+        return body
+    except strict_json.NotStrictJSON:
+        pass
+    try:
+        event = json.loads(body)
+        data = event.get("data") if isinstance(event, dict) else None
+        if isinstance(data, dict) and "content" in data:
+            data["content"] = strict_json.clean_text(
+                json.dumps(data["content"], ensure_ascii=False))
+        return strict_json.dumps(event, EVENT_DEPTH)
+    except (ValueError, RecursionError):  # NotStrictJSON is a ValueError
+        return None
 
 
 def _leg_name(leg: Leg | None) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 
 from services.errors import ValidationFailed
-from services.legs.model import is_call_sid
+from services.legs.model import SEQUENCE_RE, is_call_sid
 from services.legs.rules import Retention
 
 CONFERENCE_SID_RE = re.compile(r"^CF[0-9a-fA-F]{32}$")
@@ -95,7 +95,7 @@ class ConferenceEvent:
         seq = params.get("SequenceNumber")
         return cls(conference_sid=str(sid), kind=kind, friendly_name=name, call_sid=call_sid,
                    account_sid=params.get("AccountSid") or None,
-                   sequence=int(seq) if seq and seq.isdigit() else None,
+                   sequence=int(seq) if seq and SEQUENCE_RE.fullmatch(seq) else None,
                    timestamp=_timestamp(params.get("Timestamp")))
 
 

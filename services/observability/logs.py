@@ -43,5 +43,8 @@ def configure_logging(level: str = "INFO") -> None:
     handler.setFormatter(JSONFormatter())
     handler._callrelay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    # The SDK logs every request and response header at INFO: too much, and not ours to ship.
+    # The SDK logs every request and response header at INFO, and urllib3 every URL (query
+    # string and all: `Calls.json?To=client%3Ajane…`, FORWARD_URL's token) at DEBUG: not
+    # ours to ship, whatever LOG_LEVEL says. Their warnings stay, redacted.
     logging.getLogger("twilio.http_client").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

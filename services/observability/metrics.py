@@ -27,6 +27,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from services.forwarding.delivery import FAILURE_REASONS
+from services.observability import labels
+from services.observability.labels import bounded
 from services.use_cases.call_history import HISTORY_OPERATIONS
 
 # The classic text format every Prometheus version reads (what generate_latest writes).
@@ -54,6 +56,14 @@ class TwilioObserver(Protocol):
         """A failed attempt (reason: HTTP status, `timeout` or `connection`) will be retried."""
         ...
 
+    def breaker_opened(self, seconds: float) -> None:
+        """The 429 breaker opened for `seconds`: requests to Twilio are refused meanwhile."""
+        ...
+
+    def breaker_closed(self) -> None:
+        """The 429 breaker closed: Twilio answered a probe without a 429."""
+        ...
+
 
 def observed(observer: TwilioObserver | None, method: str, url: str, send: Callable[[], R]) -> R:
     """Run `send` (one HTTP request to Twilio), reporting its outcome and time to `observer`."""
@@ -77,9 +87,9 @@ def multiprocess_mode() -> bool:
 
 
 def twilio_endpoint(method: str, url: str) -> str:
-    """A low-cardinality label for a Twilio URL: `POST Calls/{sid}/UserDefinedMessages.json`."""
+    """A label for a Twilio URL: `POST Calls/{sid}/UserDefinedMessages.json`, or `other`."""
     path = _ACCOUNT_PREFIX.sub("", _SID.sub("{sid}", urlsplit(url).path))
-    return f"{method.upper()} {path}"
+    return bounded(f"{method.upper()} {path}", labels.TWILIO_ENDPOINTS)
 
 
 class _Fixed:
@@ -96,7 +106,7 @@ class Metrics:
     """callrelay's counters and histograms; also the Twilio adapter's observer hook."""
 
     def __init__(self) -> None:
-        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+        self._children: dict[tuple[str, str, str], tuple[Any, Any, Any]] = {}
         self.registry = CollectorRegistry()
         r = self.registry
         self.http_requests = Counter(
@@ -130,6 +140,7 @@ class Metrics:
             ["source"], registry=r)
         self._forwarding_metrics(r)
         self._worker_metrics(r)
+        self._lookup_metrics(r)
         # Every value of a bounded label is there from the start, at 0: rate() and increase()
         # then see the first failure, instead of a series that appears already at 1.
         for source in STORE_ERROR_SOURCES:
@@ -138,6 +149,11 @@ class Metrics:
             self.forwards_failed.labels(reason)
         for operation in HISTORY_OPERATIONS:
             self.history_failures.labels(operation)
+        for kind in labels.LOOKUP_KINDS:
+            for outcome in labels.LOOKUP_OUTCOMES:
+                self.lookups.labels(kind, outcome)
+            for reason in labels.LOOKUP_REFUSALS:
+                self.lookups_refused.labels(kind, reason)
 
     def _forwarding_metrics(self, r: CollectorRegistry) -> None:
         self.forwards_delivered = Counter(
@@ -164,22 +180,45 @@ class Metrics:
             "callrelay_workers_configured", "Worker processes this instance is configured to "
             "run (WEB_CONCURRENCY).", registry=r, multiprocess_mode="livemax")
 
+    def _lookup_metrics(self, r: CollectorRegistry) -> None:
+        self.lookups = Counter(
+            "callrelay_lookups", "Lookups of calls and identities callrelay does not know, by "
+            "kind (call, children, client) and outcome (found, unknown, failed at Twilio, or "
+            "cached: answered without asking Twilio).", ["kind", "outcome"], registry=r)
+        self.lookups_refused = Counter(
+            "callrelay_lookups_refused", "Lookups refused with 503 lookup_budget_exhausted, by "
+            "kind and reason (rate: LOOKUP_BUDGET spent; concurrency: too many in flight).",
+            ["kind", "reason"], registry=r)
+        self.breaker_openings = Counter(
+            "callrelay_twilio_breaker_opened", "Times the breaker opened because Twilio kept "
+            "answering 429.", registry=r)
+        # Per process, a wall-clock time so that it reads right without traffic: the breaker
+        # is open where it is in the future (max over the live workers).
+        self.breaker_open_until = Gauge(
+            "callrelay_twilio_breaker_open_until_seconds", "Unix time until which requests to "
+            "Twilio are refused because it answered 429 (0 or past: closed).",
+            registry=r, multiprocess_mode="livemax")
+
     def worker_started(self, configured: int) -> None:
         """This process serves requests, one of `configured` workers."""
         self.workers.set(1)
         self.workers_configured.set(configured)
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        """Count one answered HTTP request (and, on /twilio/ routes, one webhook)."""
-        key = (route, method, status)
+        """Count one answered HTTP request (and, on /twilio/ routes, one webhook).
+
+        `route` is the matched URL rule or `unmatched`: a fixed set, unlike the method and
+        status a client may send or provoke.
+        """
+        key = (route, bounded(method, labels.METHODS), bounded(status, labels.STATUSES))
         children = self._children.get(key)
         if children is None:
             # `labels()` validates and looks the labels up on every call: done once per
             # route, method and status (a few dozen at most), not once per request.
             children = self._children[key] = (
-                self.http_requests.labels(route, method, str(status)),
+                self.http_requests.labels(*key),
                 self.http_seconds.labels(route),
-                self.webhooks.labels(route, str(status)) if route.startswith("/twilio/")
+                self.webhooks.labels(route, key[2]) if route.startswith("/twilio/")
                 else None)
         children[0].inc()
         children[1].observe(seconds)
@@ -188,19 +227,40 @@ class Metrics:
 
     def notify(self, outcome: str, twilio_code: object = None) -> None:
         """Count one /notify request: `sent` or the error code."""
-        self.notifies.labels(outcome, "" if twilio_code is None else str(twilio_code)).inc()
+        code = "" if twilio_code is None else bounded(twilio_code, labels.TWILIO_CODES)
+        self.notifies.labels(bounded(outcome, labels.ERROR_CODES | {"sent"}), code).inc()
 
     def twilio_request(self, method: str, url: str, outcome: str, seconds: float) -> None:
         """Observe one HTTP request to Twilio (TwilioObserver)."""
+        outcome = bounded(outcome, labels.STATUSES | labels.NO_STATUS)
         self.twilio_seconds.labels(twilio_endpoint(method, url), outcome).observe(seconds)
 
     def twilio_retry(self, reason: str) -> None:
         """Count one retried attempt (TwilioObserver)."""
-        self.twilio_retries.labels(reason).inc()
+        self.twilio_retries.labels(bounded(reason, labels.STATUSES | labels.NO_STATUS)).inc()
+
+    def breaker_opened(self, seconds: float) -> None:
+        """Count an opening of the 429 breaker and say until when (TwilioObserver)."""
+        self.breaker_openings.inc()
+        self.breaker_open_until.set(time.time() + seconds)
+
+    def breaker_closed(self) -> None:
+        """The 429 breaker closed (TwilioObserver)."""
+        self.breaker_open_until.set(0)
+
+    def lookup(self, kind: str, outcome: str) -> None:
+        """Count one lookup by kind and outcome (LookupObserver)."""
+        self.lookups.labels(bounded(kind, labels.LOOKUP_KINDS),
+                            bounded(outcome, labels.LOOKUP_OUTCOMES)).inc()
+
+    def lookup_refused(self, kind: str, reason: str) -> None:
+        """Count one lookup refused by the budget (LookupObserver)."""
+        self.lookups_refused.labels(bounded(kind, labels.LOOKUP_KINDS),
+                                    bounded(reason, labels.LOOKUP_REFUSALS)).inc()
 
     def dial_refused(self, reason: str) -> None:
         """Count one destination the dial policy refused (DialObserver)."""
-        self.dial_refusals.labels(reason).inc()
+        self.dial_refusals.labels(bounded(reason, labels.DIAL_REFUSAL_REASONS)).inc()
 
     def history_write_failed(self, operation: str) -> None:
         """Count one message-history write that failed (HistoryObserver)."""

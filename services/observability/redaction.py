@@ -1,7 +1,9 @@
 """A safety net for the logs: secrets never reach stdout, phone numbers only masked.
 
 The code logs call SIDs, not bodies; this filter catches what slips through anyway (an exception
-message quoting a number, a token pasted into a field that gets logged).
+message quoting a number or a URL, a token pasted into a field that gets logged). Client
+identities (`client:alice`, URL-encoded `client%3Aalice`), the values of URL query strings and
+the passwords of URLs are personal data or secrets too: masked wherever they appear.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from services.observability.logs import STANDARD_ATTRS
 
 # E.164 numbers, alone or inside addresses such as sip:+15005550006@example.com.
 PHONE_RE = re.compile(r"\+\d{7,15}(?!\d)")
+# A Voice SDK client's address, plain or URL-encoded: its identity is often an e-mail address.
+CLIENT_RE = re.compile(r"(client(?::|%3[Aa]))[^\s\"'&,;<>)\]]+")
+# The value of each parameter of a URL's query string, and the password of a URL's userinfo.
+QUERY_VALUE_RE = re.compile(r"([?&][A-Za-z0-9_.~%-]{1,64}=)[^&#\s\"'<>]+")
+USERINFO_RE = re.compile(r"(//[^/\s:@]{0,128}:)[^@\s/]+@")
 REDACTED = "[redacted]"
 # Shorter values would redact innocent words; every secret callrelay holds is longer.
 _MIN_SECRET_CHARS = 8
@@ -43,11 +50,18 @@ class RedactingFilter(logging.Filter):
         self.secrets.update(v for v in values if v and len(v) >= _MIN_SECRET_CHARS)
 
     def redact(self, text: str) -> str:
-        """The text without secrets and with phone numbers masked."""
+        """The text without secrets, identities or URL secrets, and with phone numbers masked."""
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        if "+" not in text:  # the common case, and a regex scan saved on every field
+        # Each scan only when its marker is there: the common line has none of them.
+        if "client" in text:
+            text = CLIENT_RE.sub(lambda m: m.group(1) + REDACTED, text)
+        if "=" in text and ("?" in text or "&" in text):
+            text = QUERY_VALUE_RE.sub(lambda m: m.group(1) + REDACTED, text)
+        if "//" in text and "@" in text:
+            text = USERINFO_RE.sub(lambda m: m.group(1) + REDACTED + "@", text)
+        if "+" not in text:
             return text
         return PHONE_RE.sub(lambda m: mask_phone(m.group()), text)
 

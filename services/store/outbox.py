@@ -1,7 +1,9 @@
 """The outbox port: events waiting for delivery to the backend, in order per call, durably.
 
 An event belongs to a *stream* (the call's parent SID). Only the oldest pending event of a
-stream can be leased, so event N+1 of a call is never delivered before N is acknowledged.
+stream can be leased, so event N+1 of a call is never delivered before N is acknowledged, with
+one exception: an event *set aside* (the backend refused it more than once) no longer holds its
+stream; it is retried on its own schedule, and its stream's next events go on.
 A lease is a time-bounded hold, here and for the named leases below: a worker that dies
 mid-delivery loses its lease when it runs out, and another worker retakes the event. Event
 ids are the `webhook-id` the backend sees: an id already queued (or delivered within
@@ -68,6 +70,11 @@ class Outbox(Protocol):
 
     def retry_at(self, event_id: str, owner: str, at: float, error: str) -> None:
         """Count a failed attempt and hold the event (and its stream) until `at`."""
+        ...
+
+    def set_aside(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and retry the event at `at` on its own; its stream's next
+        event may go now."""
         ...
 
     def bury(self, event_id: str, owner: str, error: str) -> None:

@@ -19,8 +19,9 @@ from twilio.rest.api.v2010.account.call import CallInstance
 from config.settings import Settings
 from services.legs.model import STATUS_RANK, LegEvent
 from services.observability.metrics import TwilioObserver, observed
+from services.twilio.breaker import Breaker
 from services.twilio.port import SentMessage
-from services.twilio.retries import Retrier, RetryPolicy
+from services.twilio.retries import Retrier, RetryPolicy, retry_after_seconds
 
 # Idle connections kept to Twilio per worker: at least the requests a worker may have waiting
 # on Twilio at once (GUNICORN_CONNECTIONS), or every one beyond it reconnects and is discarded.
@@ -41,11 +42,20 @@ class _DeadlineHttpClient(TwilioHttpClient):
     def set_attempt_timeout(self, seconds: float | None) -> None:
         self._local.timeout = seconds
 
+    def last_retry_after(self) -> float | None:
+        """The Retry-After of this thread's last answer from Twilio, in seconds, if any."""
+        return getattr(self._local, "retry_after", None)
+
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Response:
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = getattr(self._local, "timeout", None) or self.timeout
-        return observed(self.observer, method, url,
-                        lambda: TwilioHttpClient.request(self, method, url, *args, **kwargs))
+        self._local.retry_after = None
+        response = observed(self.observer, method, url,
+                            lambda: TwilioHttpClient.request(self, method, url, *args, **kwargs))
+        # The SDK's exceptions do not carry headers: kept here for the Retrier.
+        headers = response.headers or {}
+        self._local.retry_after = retry_after_seconds(headers.get("Retry-After"))
+        return response
 
 
 def _tune_session(session: requests.Session | None, base_url: str) -> None:
@@ -69,13 +79,18 @@ class TwilioRestGateway:
     """TwilioGateway over the official SDK, with an explicit timeout and bounded retries."""
 
     def __init__(self, settings: Settings, *, sleep: Callable[[float], None] = time.sleep,
-                 observer: TwilioObserver | None = None) -> None:
+                 observer: TwilioObserver | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         username, password = settings.rest_credentials
         self.policy = RetryPolicy(deadline_s=settings.notify_deadline_s,
                                   attempt_timeout_s=settings.twilio_timeout_s)
         self.http = _DeadlineHttpClient(timeout=settings.twilio_timeout_s, observer=observer)
+        # One breaker per process: Twilio's 429s concern the whole account.
+        self.breaker = Breaker(clock=clock, observer=observer)
         self.retrier = Retrier(self.policy, self.http.set_attempt_timeout, sleep=sleep,
-                               on_retry=observer.twilio_retry if observer else None)
+                               on_retry=observer.twilio_retry if observer else None,
+                               breaker=self.breaker, retry_after=self.http.last_retry_after,
+                               clock=clock)
         _tune_session(self.http.session, settings.twilio_api_base_url)
         self.client = Client(username, password, settings.twilio_account_sid,
                              http_client=self.http)
@@ -157,7 +172,9 @@ class TwilioRestGateway:
                 callback=callback_url, method="POST", idempotency_key=idempotency_key)
             return sub.sid or ""
 
-        return self.retrier.run(create, call_sid, "subscribe to the call's messages", None)
+        # In the background, where waiting costs nobody: not refused by an open breaker.
+        return self.retrier.run(create, call_sid, "subscribe to the call's messages", None,
+                                gated=False)
 
 
 def _event(call: CallInstance) -> LegEvent:

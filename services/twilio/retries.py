@@ -1,5 +1,10 @@
 """Retries toward Twilio: 429/5xx/connection failures retried with backoff within one deadline.
 
+Twilio's Retry-After is honoured: a retry waits at least that long, and when that would pass
+the deadline the request gives up at once (503 with Twilio's Retry-After) instead of asking
+again early. Every answer is reported to the breaker (services/twilio/breaker.py), which
+refuses requests outright while Twilio keeps answering 429.
+
 Part of the Twilio adapter: it sees the SDK's exceptions and turns them into callrelay's own.
 """
 
@@ -7,10 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import requests
@@ -18,9 +25,12 @@ from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioS
 from twilio.http.response import Response
 
 from services.errors import TwilioRefused, TwilioTimeout, TwilioUnavailable
+from services.twilio.breaker import Breaker
 
 log = logging.getLogger("callrelay.twilio")
 T = TypeVar("T")
+# A Retry-After beyond this is read as this: no request waits longer in any case.
+MAX_RETRY_AFTER_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -48,47 +58,85 @@ class Retrier:
 
     def __init__(self, policy: RetryPolicy, set_attempt_timeout: Callable[[float | None], None],
                  *, sleep: Callable[[float], None] = time.sleep,
-                 on_retry: Callable[[str], None] | None = None) -> None:
+                 on_retry: Callable[[str], None] | None = None,
+                 breaker: Breaker | None = None,
+                 retry_after: Callable[[], float | None] = lambda: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.policy = policy
         self.set_attempt_timeout = set_attempt_timeout
         self.sleep = sleep
         self.on_retry = on_retry
+        self.breaker = breaker
+        self.retry_after = retry_after  # Twilio's Retry-After on the last answer, in seconds
+        self.clock = clock
 
     def run(self, operation: Callable[[], T], call_sid: str, what: str,
-            deadline: float | None) -> T:
-        """`operation`'s result, or the error that says why Twilio could not give it in time."""
+            deadline: float | None, *, gated: bool = True) -> T:
+        """`operation`'s result, or the error that says why Twilio could not give it in time.
+
+        `gated`: refused at once (503) while the breaker is open; a background task that may
+        wait (a subscription) is not gated, but its answers still count.
+        """
         if deadline is None:
-            deadline = time.monotonic() + self.policy.deadline_s
+            deadline = self.clock() + self.policy.deadline_s
         attempt = 0
         last: _Retryable | None = None
         try:
             while True:
                 attempt += 1
-                remaining = deadline - time.monotonic()
+                remaining = deadline - self.clock()
                 if remaining < 0.1:
                     if last is not None:  # the backoff sleep overran: report what failed
                         raise _give_up(last, attempt - 1, what) from last.cause
                     raise TwilioTimeout(f"No time was left to {what} before the deadline.",
                                         attempts=0)
+                if gated and self.breaker is not None:
+                    self.breaker.check()
                 self.set_attempt_timeout(min(self.policy.attempt_timeout_s, remaining))
                 try:
-                    return _attempt(operation, what)
+                    result = _attempt(operation, what)
                 except TwilioRefused as refused:
                     refused.details["attempts"] = attempt  # as the other errors say theirs
+                    self._record(refused.details.get("twilio_status"))
                     raise
                 except _Retryable as failure:
                     last = failure
-                    delay = self.policy.delay(attempt)
-                    if time.monotonic() + delay + 0.1 >= deadline:
-                        raise _give_up(failure, attempt, what) from failure.cause
+                    wait_s = self.retry_after() if failure.status is not None else None
+                    self._record(failure.status, wait_s)
+                    if gated and self.breaker is not None and self.breaker.is_open:
+                        self.breaker.check()  # this 429 opened it: no point waiting
+                    delay = max(self.policy.delay(attempt), wait_s or 0.0)
+                    if self.clock() + delay + 0.1 >= deadline:
+                        raise _give_up(failure, attempt, what, wait_s) from failure.cause
                     log.warning("twilio attempt failed, retrying", extra={
                         "call_sid": call_sid, "attempt": attempt,
-                        "twilio_status": failure.status})
+                        "twilio_status": failure.status, "retry_in_s": round(delay, 2)})
                     if self.on_retry is not None:
                         self.on_retry(_reason(failure))
                     self.sleep(delay)
+                else:
+                    self._record(200)
+                    return result
         finally:
             self.set_attempt_timeout(None)
+
+    def _record(self, status: object, retry_after_s: float | None = None) -> None:
+        if self.breaker is not None:
+            self.breaker.record(status if isinstance(status, int) else None, retry_after_s)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP Retry-After (seconds, or an HTTP date) in seconds from now; None if unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return min(MAX_RETRY_AFTER_S, float(value))
+    try:
+        seconds = parsedate_to_datetime(value).timestamp() - time.time()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
 
 
 def _status_and_code(exc: TwilioException) -> tuple[int | None, int | None, str]:
@@ -136,13 +184,15 @@ def _reason(failure: _Retryable) -> str:
     return "timeout" if isinstance(failure.cause, requests.Timeout) else "connection"
 
 
-def _give_up(failure: _Retryable, attempts: int, what: str) -> Exception:
+def _give_up(failure: _Retryable, attempts: int, what: str,
+             retry_after_s: float | None = None) -> Exception:
     if isinstance(failure.cause, requests.Timeout):
         return TwilioTimeout(f"Twilio did not answer in time; could not {what}.",
                              attempts=attempts)
     if failure.status is None:
         return TwilioUnavailable(f"Twilio could not be reached; could not {what}.",
                                  attempts=attempts)
+    extra = {"retry_after_s": max(1, math.ceil(retry_after_s))} if retry_after_s else {}
     return TwilioUnavailable(f"Twilio is overloaded or failing; could not {what}.",
                              twilio_status=failure.status, twilio_code=failure.code,
-                             attempts=attempts)
+                             attempts=attempts, **extra)

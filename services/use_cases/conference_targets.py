@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.errors import ConferenceNotFound, NoSuchLeg
+from services.errors import ConferenceNotFound, LookupBudgetExhausted, NoSuchLeg
 from services.legs.conferences import Conference, Participant, is_conference_sid
 from services.legs.model import Leg
 from services.store.conferences import ConferenceStore
@@ -54,13 +54,19 @@ def live_sdk_participants(conference: Conference, legs: LegStore, reconciler: Re
         raise NoSuchLeg(f"Nobody is in conference {name} now.", **details)
     found: list[Leg] = []
     lookups = 0
+    refused: LookupBudgetExhausted | None = None
     for participant in present:
         leg = legs.get(participant.call_sid)
-        if leg is None and lookups < MAX_LOOKUPS:
+        if leg is None and lookups < MAX_LOOKUPS and refused is None:
             lookups += 1
-            leg = reconciler.call(participant.call_sid, deadline)
+            try:
+                leg = reconciler.call(participant.call_sid, deadline)
+            except LookupBudgetExhausted as exc:
+                refused = exc  # the participants callrelay knows still get the message
         if leg is not None and leg.is_sdk and leg.is_live:
             found.append(leg)
+    if not found and refused is not None:
+        raise refused
     if not found:
         raise NoSuchLeg(f"No Voice SDK client is live in conference {name}; phones cannot "
                         "receive messages.", **details, participants=len(present))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from services import strict_json
 from services.errors import (
     AmbiguousTarget,
     CallNotFound,
@@ -25,6 +25,7 @@ from services.store.legs import LegStore
 from services.twilio.port import TwilioGateway
 from services.use_cases.call_history import CallHistory
 from services.use_cases.conference_targets import find_conference, live_sdk_participants
+from services.use_cases.lookup_budget import LookupBudget, LookupObserver
 from services.use_cases.notify_delivery import MAX_IDEMPOTENCY_KEY_CHARS, Delivery, deliver
 from services.use_cases.reconcile import Reconciler
 
@@ -65,6 +66,9 @@ def parse_request(body: Any) -> NotifyRequest:
         raise ValidationFailed("call_sid must be CA followed by 32 hex digits.", field="call_sid")
     if identity is not None and (not isinstance(identity, str) or not identity.strip()):
         raise ValidationFailed("identity must be a non-empty string.", field="identity")
+    if identity is not None and strict_json.has_lone_surrogate(identity):
+        raise ValidationFailed("identity must be Unicode text (it holds a lone surrogate).",
+                               field="identity")
     leg = body.get("leg", "sdk")
     if leg not in LEG_CHOICES:
         raise ValidationFailed("leg must be one of sdk, parent, child.", field="leg")
@@ -74,11 +78,11 @@ def parse_request(body: Any) -> NotifyRequest:
         raise ValidationFailed("leg applies to call_sid only; an identity or a conference "
                                "names SDK legs.", field="leg")
     key = body.get("idempotency_key")
-    if key is not None and (not isinstance(key, str)
+    if key is not None and (not isinstance(key, str) or strict_json.has_lone_surrogate(key)
                             or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS):
         raise ValidationFailed(
-            f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.",
-            field="idempotency_key")
+            f"idempotency_key must be a string of 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters "
+            "of Unicode text.", field="idempotency_key")
     if "content" not in body:
         raise ValidationFailed("content is required: any JSON value.", field="content")
     return NotifyRequest(content=serialize_content(body["content"]), call_sid=call_sid,
@@ -87,22 +91,35 @@ def parse_request(body: Any) -> NotifyRequest:
 
 
 def serialize_content(content: Any) -> str:
-    """Content as Twilio takes it: compact JSON text; a string must already hold JSON."""
+    """Content as Twilio takes it: compact strict JSON text; a string must already hold it."""
     if isinstance(content, str):
+        if strict_json.has_lone_surrogate(content):
+            raise _not_strict("it holds a lone surrogate (not Unicode text)")
         try:
-            json.loads(content)
-        except ValueError:
+            strict_json.loads(content)
+        except strict_json.NotJSON:
             raise ValidationFailed("content is a string that does not hold JSON; send a JSON "
                                    "value, or a string containing JSON.",
                                    field="content") from None
+        except strict_json.NotStrictJSON as exc:
+            raise _not_strict(str(exc)) from None
         text = content
     else:
-        text = json.dumps(content, separators=(",", ":"), ensure_ascii=False)
+        try:
+            text = strict_json.dumps(content)
+        except strict_json.NotStrictJSON as exc:
+            raise _not_strict(str(exc)) from None
     if len(text) > MAX_CONTENT_CHARS:
         raise ContentTooLarge(
             f"content is {len(text)} characters once serialized; Twilio accepts at most "
             f"{MAX_CONTENT_CHARS}.", limit=MAX_CONTENT_CHARS, length=len(text))
     return text
+
+
+def _not_strict(why: str) -> ValidationFailed:
+    # The SDK and strict backends parse content per RFC 8259: no NaN or Infinity, numbers a
+    # double holds, Unicode text; and callrelay nests at most strict_json.MAX_DEPTH deep.
+    return ValidationFailed(f"content must be strict JSON (RFC 8259): {why}.", field="content")
 
 
 def _candidates(legs: list[Leg]) -> list[dict[str, Any]]:
@@ -151,14 +168,16 @@ class Notifier:
     def __init__(self, store: LegStore, twilio: TwilioGateway, deadline_s: float = 15.0,
                  max_call_duration_s: float = 4 * 3600.0, *,
                  conferences: ConferenceStore | None = None,
-                 history: CallHistory | None = None) -> None:
+                 history: CallHistory | None = None,
+                 budget: LookupBudget | None = None,
+                 observer: LookupObserver | None = None) -> None:
         self.store = store
         self.twilio = twilio
         self.deadline_s = deadline_s
         self.max_call_duration_s = max_call_duration_s
         self.conferences = conferences
         self.history = history
-        self.reconciler = Reconciler(store, twilio)
+        self.reconciler = Reconciler(store, twilio, budget=budget, observer=observer)
 
     def targets(self, req: NotifyRequest, deadline: float | None = None) -> list[Leg]:
         """The leg(s) a request is for, or the error that explains why there are none."""

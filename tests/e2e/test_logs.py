@@ -23,12 +23,15 @@ def test_every_line_is_json_and_no_secret_number_or_content_leaks(tmp_path, twil
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     log_path = tmp_path / "callrelay.log"
-    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=public)
+    # Conference joins by ticket: the simulator mints them with the same secret.
+    tickets = {"CONFERENCE_TICKET_SECRET": "conference-ticket-secret-for-the-e2e-tests"}
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=public, **tickets)
     with Service(env, workers=2, port=port, log_path=log_path) as service:
         for scenario in sorted(SCENARIOS):
             run = subprocess.run([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--pause", "0",
                                   "--scenario", scenario], cwd=tmp_path, capture_output=True,
-                                 text=True, env=sandbox_env(PUBLIC_BASE_URL=public), timeout=60)
+                                 text=True, env=sandbox_env(PUBLIC_BASE_URL=public, **tickets),
+                                 timeout=60)
             assert run.returncode == 0, run.stdout + run.stderr
         sim = subprocess.Popen([str(RUNTIME_PYTHON), "-m", "sandbox.simulate", "--pause", "0",
                                 "--hold", "--identity", "carol"], cwd=tmp_path, text=True,

@@ -56,7 +56,7 @@ def legs(service: Service, sid: str) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("args, child_to, sdk_leg", [
-    (["--scenario", "sdk-to-phone", "--to", "+15005550006"], "+15005550006", "parent"),
+    (["--scenario", "sdk-to-phone", "--to", "+14155552671"], "+14155552671", "parent"),
     (["--scenario", "sdk-to-sdk"], "client:bob", "parent"),
     # A phone calling in rings whom the TwiML names: INBOUND_CLIENT_IDENTITY.
     (["--scenario", "phone-to-sdk"], "client:bob", "child"),
@@ -80,7 +80,7 @@ def test_a_client_the_twiml_does_not_ring_fails_the_simulation(dialling, tmp_pat
 
 @pytest.mark.parametrize("service_name, args, cause", [
     ("no_caller_id", [], "TWILIO_CALLER_ID"),
-    ("uk_only", ["--to", "+15005550006"], "DIAL_ALLOW"),
+    ("uk_only", ["--to", "+14155552671"], "DIAL_ALLOW"),
 ])
 def test_a_refused_destination_fails_the_simulation_and_says_why(request, tmp_path,
                                                                   service_name, args, cause):
@@ -91,7 +91,7 @@ def test_a_refused_destination_fails_the_simulation_and_says_why(request, tmp_pa
            "and hangs up" in run.stdout
     (line,) = run.stderr.splitlines()
     assert line.startswith("simulation failed: callrelay's TwiML dials nothing for "
-                           "client:alice calling +15005550006")
+                           "client:alice calling +14155552671")
     assert cause in line
     # No child leg was played, and the caller's leg ended as Twilio would report it.
     parent = re.search(rf"200\s+/twilio/voice\s+{SID}", run.stdout).group(1)

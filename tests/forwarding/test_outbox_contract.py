@@ -147,6 +147,67 @@ def test_a_failed_event_holds_its_stream_until_its_retry(make_outbox, clock):
     assert (again.id, again.attempts) == ("a1", 1)
 
 
+def test_an_event_set_aside_lets_its_stream_go_on_and_is_retried_on_its_own(make_outbox,
+                                                                           clock):
+    outbox = make_outbox(clock)
+    for e in (event("a1"), event("a2"), event("a3"), event("b1", "CA2")):
+        outbox.enqueue(e)
+    assert sorted(ids(outbox.lease("w1", 30))) == ["a1", "b1"]
+    outbox.retry_at("a1", "w1", clock.now + 10, "HTTP 400")  # held: a2 waits one backoff
+    outbox.ack("b1")
+    assert outbox.lease("w1", 30) == []
+    clock.now += 10
+    assert ids(outbox.lease("w1", 30)) == ["a1"]
+    outbox.set_aside("a1", "w1", clock.now + 100, "HTTP 400")
+    assert outbox.backlog() == Backlog(pending=3, dead=0)  # still pending, counted once
+    [head] = outbox.lease("w1", 30)  # the stream goes on at once
+    assert (head.id, head.stream, head.attempts) == ("a2", "CA1", 0)
+    outbox.ack("a2")
+    outbox.enqueue(event("a4"))
+    assert ids(outbox.lease("w1", 30)) == ["a3"]
+    outbox.ack("a3")
+    assert ids(outbox.lease("w1", 30)) == ["a4"]  # events queued later do not wait either
+    outbox.ack("a4")
+    assert outbox.lease("w1", 30) == []
+    clock.now += 100
+    [again] = outbox.lease("w2", 30)  # retried on its own schedule, still the call's event
+    assert (again.id, again.stream, again.attempts) == ("a1", "CA1", 2)
+    outbox.set_aside("a1", "w2", clock.now + 100, "HTTP 422")  # aside again: no change
+    assert outbox.lease("w1", 30) == []
+    clock.now += 100
+    assert ids(outbox.lease("w1", 30)) == ["a1"]
+    outbox.bury("a1", "w1", "HTTP 422")
+    [dead] = outbox.dead()
+    assert (dead.id, dead.stream, dead.attempts, dead.last_error) == ("a1", "CA1", 4, "HTTP 422")
+    assert outbox.lease("w1", 30) == []
+    outbox.enqueue(event("a5"))
+    assert outbox.revive("a1") is True
+    assert ids(outbox.lease("w1", 30)) == ["a5"]  # revived behind the pending events,
+    assert outbox.lease("w1", 30) == []           # and holding its stream again
+    outbox.ack("a5")
+    [revived] = outbox.lease("w1", 30)
+    assert (revived.id, revived.stream, revived.attempts) == ("a1", "CA1", 0)
+    outbox.ack("a1")
+    assert outbox.lease("w1", 30) == [] and outbox.dead() == []
+
+
+def test_set_aside_only_counts_for_the_lease_holder(make_outbox, clock):
+    outbox = make_outbox(clock)
+    outbox.enqueue(event("a1"))
+    outbox.enqueue(event("a2"))
+    outbox.lease("w1", 30)
+    outbox.set_aside("a1", "someone-else", clock.now + 100, "late")  # ignored
+    assert outbox.lease("w2", 30) == []
+    outbox.set_aside("a1", "w1", clock.now + 100, "HTTP 400")
+    assert ids(outbox.lease("w2", 30)) == ["a2"]
+    clock.now += 100
+    outbox.ack("a2")
+    [again] = outbox.lease("w1", 30)
+    assert (again.id, again.attempts) == ("a1", 1)
+    outbox.ack("a1")
+    assert outbox.lease("w1", 30) == []
+
+
 def test_an_expired_lease_is_retaken_and_the_old_owner_loses_it(make_outbox, clock):
     first, second = make_outbox(clock), make_outbox(clock)
     first.enqueue(event("a1"))
@@ -313,16 +374,20 @@ def test_every_redis_key_has_a_ttl(clock):
         outbox.bury("a1", "w1", "HTTP 500")
         outbox.retry_at("b1", "w1", clock.now + 5, "HTTP 503")
         outbox.enqueue(event("c1", "CA3"))
+        outbox.enqueue(event("c2", "CA3"))
         outbox.lease("w1", 30)
-        outbox.bury("c1", "w1", "HTTP 410")
-        assert outbox.delete_dead("c1") is True
+        outbox.set_aside("c1", "w1", clock.now + 5, "HTTP 400")
         outbox.enqueue(event("d1", "CA4"))
         outbox.lease("w1", 30)
         outbox.bury("d1", "w1", "HTTP 410")
-        assert outbox.revive_all() == 2  # a1 and d1
+        assert outbox.delete_dead("d1") is True
+        outbox.enqueue(event("e1", "CA5"))
+        outbox.lease("w1", 30)
+        outbox.bury("e1", "w1", "HTTP 410")
+        assert outbox.revive_all() == 2  # a1 and e1
         outbox.take_lease("subscription:CA1", 30)
         keys = list(client.scan_iter(match=f"{prefix}*"))
-        assert len(keys) >= 7
+        assert len(keys) >= 10
         assert all(client.pttl(key) > 0 for key in keys), {k: client.pttl(k) for k in keys}
     finally:
         keys = list(client.scan_iter(match=f"{prefix}*"))

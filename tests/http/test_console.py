@@ -133,7 +133,22 @@ def test_a_form_without_the_sessions_csrf_token_is_refused(signed_in, relay, twi
     for csrf in (None, "another-sessions-token"):
         answer = signed_in.post(path, {"content": '{"x": 1}'}, csrf=csrf)
         assert answer.status_code == 403, csrf
+        assert answer.mimetype == "text/html"
         assert "Nothing was changed" in answer.get_data(as_text=True)
+    assert twilio.messages == []
+
+
+def test_a_refused_form_is_a_json_error_for_anything_but_a_browser(signed_in, relay, twilio):
+    call = relay.answered(sdk_calls_phone(ACCOUNT_SID))
+    path = f"/console/calls/{call.sdk_sid}/message"
+    answer = signed_in.post(path, {"content": "{}"}, csrf=None,
+                            headers={"Accept": "application/json"})
+    assert answer.status_code == 403
+    assert answer.get_json()["error"]["code"] == "csrf_refused"
+    answer = signed_in.post(path, {"content": "{}"}, origin=None,
+                            headers={"Accept": "*/*", "Origin": "https://evil.example"})
+    assert answer.status_code == 403
+    assert answer.get_json()["error"]["code"] == "cross_origin_refused"
     assert twilio.messages == []
 
 

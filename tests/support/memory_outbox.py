@@ -25,6 +25,7 @@ class _Row:
     owner: str | None = None
     last_error: str | None = None
     closed_at: float | None = None
+    aside: bool = False  # set aside: it no longer holds its stream
 
 
 class MemoryOutbox(MemoryLeases):
@@ -58,11 +59,15 @@ class MemoryOutbox(MemoryLeases):
         """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
         now = self._now()
         with self._events_lock:
+            # The head of each stream (among the events that hold it), and events set aside.
             heads: dict[str, _Row] = {}
+            aside: list[_Row] = []
             for row in sorted(self._rows.values(), key=lambda r: r.seq):
-                if row.state == "pending":
+                if row.state == "pending" and row.aside:
+                    aside.append(row)
+                elif row.state == "pending":
                     heads.setdefault(row.event.stream, row)
-            due = sorted((r for r in heads.values() if r.due_at <= now),
+            due = sorted((r for r in [*heads.values(), *aside] if r.due_at <= now),
                          key=lambda r: (r.due_at, r.seq))[:limit]
             for row in due:
                 row.owner, row.due_at = owner, now + lease_s
@@ -89,6 +94,15 @@ class MemoryOutbox(MemoryLeases):
             if row := self._pending(event_id, owner):
                 row.attempts += 1
                 row.due_at, row.last_error, row.owner = at, error, None
+
+    def set_aside(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and retry the event at `at` on its own; its stream's next
+        event may go now."""
+        self._now()
+        with self._events_lock:
+            if row := self._pending(event_id, owner):
+                row.attempts += 1
+                row.due_at, row.last_error, row.owner, row.aside = at, error, None, True
 
     def bury(self, event_id: str, owner: str, error: str) -> None:
         """Move the event to the dead list; its stream's next event may go."""

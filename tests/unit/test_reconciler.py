@@ -9,7 +9,8 @@ import pytest
 from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone
 from services.errors import TwilioUnavailable
 from services.legs.model import LegEvent
-from services.use_cases.reconcile import CACHE_S, MAX_CLIENT_LOOKUPS, Reconciler
+from services.use_cases.lookup_budget import MAX_IN_FLIGHT, Budget, LookupBudget
+from services.use_cases.reconcile import CACHE_S, ERROR_CACHE_S, Reconciler
 from tests.support.calls import as_twilio_knows, record
 from tests.support.clock import FakeClock
 from tests.support.fake_twilio import ACCOUNT_SID, FakeTwilio
@@ -145,12 +146,18 @@ def test_concurrent_lookups_of_one_sid_ask_twilio_once(store, clock):
     assert asked(twilio, "child_calls") == [call.parent_sid]
 
 
-def test_a_failed_lookup_is_not_cached(reconciler, twilio):
+def test_a_failed_lookup_answers_with_its_error_briefly(reconciler, twilio, clock):
     call = sdk_calls_phone(ACCOUNT_SID)
     twilio.knows(*as_twilio_knows(call.answer))
-    twilio.fail("fetch_call", TwilioUnavailable("down"))
+    twilio.fail("fetch_call", TwilioUnavailable("down", retry_after_s=7))
     with pytest.raises(TwilioUnavailable):
         reconciler.call(call.parent_sid)
+    clock.advance(ERROR_CACHE_S - 0.1)
+    with pytest.raises(TwilioUnavailable) as again:  # the same answer, Twilio not asked
+        reconciler.call(call.parent_sid)
+    assert again.value.headers == {"Retry-After": "7"} and again.value.message == "down"
+    assert asked(twilio, "fetch_call") == [call.parent_sid]
+    clock.advance(0.1)
     assert reconciler.call(call.parent_sid) is not None
     assert asked(twilio, "fetch_call") == [call.parent_sid, call.parent_sid]
 
@@ -177,8 +184,9 @@ class InFlight(FakeTwilio):
 
 def test_lookups_of_many_offline_identities_are_bounded_per_process(store, clock):
     twilio = InFlight()
-    reconciler = Reconciler(store, twilio, clock)
-    identities = [f"offline{k}" for k in range(3 * MAX_CLIENT_LOOKUPS)]
+    budget = LookupBudget(Budget(rate_per_s=1, burst=1000), clock=clock)
+    reconciler = Reconciler(store, twilio, clock, budget=budget)
+    identities = [f"offline{k}" for k in range(3 * MAX_IN_FLIGHT)]
     start = threading.Barrier(len(identities))
 
     def look_up(identity: str) -> None:
@@ -191,4 +199,4 @@ def test_lookups_of_many_offline_identities_are_bounded_per_process(store, clock
     for thread in threads:
         thread.join(timeout=10)
     assert sorted(asked(twilio, "calls_for_client")) == sorted(f"client:{i}" for i in identities)
-    assert twilio.most <= MAX_CLIENT_LOOKUPS
+    assert twilio.most <= MAX_IN_FLIGHT

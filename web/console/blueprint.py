@@ -54,9 +54,26 @@ def safe_next(value: str | None) -> str:
     return "/console"
 
 
-def refused(reason: str) -> tuple[str, int]:
-    """The page for a form that did not come from this console (403)."""
+def wants_page() -> bool:
+    """True for a browser (it prefers HTML); anything else gets the API's JSON errors."""
+    accept = request.accept_mimetypes
+    return accept.accept_html and accept.quality("text/html") > accept.quality("application/json")
+
+
+REFUSALS = {
+    "cross_origin": "The form was posted from another site or address than this console's. "
+                    "Nothing was changed.",
+    "csrf": "The form did not carry this session's form token (it is stale, or did not come "
+            "from a console page). Nothing was changed.",
+}
+
+
+def refused(reason: str) -> Any:
+    """The answer to a form that did not come from this console (403): a page for a browser,
+    a JSON error otherwise."""
     log.warning("console form refused", extra={"reason": reason, "path": request.path})
+    if not wants_page():
+        return jsonify({"error": {"code": f"{reason}_refused", "message": REFUSALS[reason]}}), 403
     return render_template("console/refused.html", reason=reason), 403
 
 
@@ -105,7 +122,7 @@ def console_blueprint(settings: Settings, parts: ConsoleParts) -> Blueprint:
 
     @bp.errorhandler(RelayError)
     def relay_error(exc: RelayError) -> Any:
-        if _is_api():
+        if _is_api() or not wants_page():
             response = jsonify(exc.to_json())
             response.status_code = exc.status
             return response

@@ -2,8 +2,9 @@
 
 Leasing is the one operation that several workers race on: `FOR UPDATE SKIP LOCKED` makes each
 head event go to one worker (the others skip it, or see it leased once its lease is committed),
-and only the oldest pending event of a stream is ever a candidate, so a stream's events go one
-at a time, in order, across every instance.
+and only the oldest pending event of a stream is ever a candidate (but for events set aside,
+which no longer hold their stream), so a stream's events go one at a time, in order, across
+every instance.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from services.store.postgres.purge import PURGE_BATCH, Purges
 LEASE = """
 WITH heads AS (
     SELECT id FROM callrelay_outbox
-    WHERE seq IN (SELECT min(seq) FROM callrelay_outbox WHERE state = 'pending' GROUP BY stream)
+    -- The head of each stream (among the events that hold it), and events set aside.
+    WHERE (seq IN (SELECT min(seq) FROM callrelay_outbox WHERE state = 'pending' AND NOT aside
+                   GROUP BY stream) OR aside)
       AND state = 'pending' AND due_at <= %(now)s
     ORDER BY due_at, seq LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -82,6 +85,14 @@ class PostgresOutbox:
             "lease_owner = NULL WHERE id = %s AND lease_owner = %s AND state = 'pending'",
             (at, error, event_id, owner))
 
+    def set_aside(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and retry the event at `at` on its own; its stream's next
+        event may go now."""
+        self.db.count(
+            "UPDATE callrelay_outbox SET attempts = attempts + 1, due_at = %s, last_error = %s, "
+            "lease_owner = NULL, aside = true WHERE id = %s AND lease_owner = %s "
+            "AND state = 'pending'", (at, error, event_id, owner))
+
     def bury(self, event_id: str, owner: str, error: str) -> None:
         """Move the event to the dead list; its stream's next event may go."""
         self.db.count(
@@ -117,7 +128,7 @@ class PostgresOutbox:
         now = self.clock()
         conn.cursor().executemany(
             "UPDATE callrelay_outbox SET state = 'pending', attempts = 0, last_error = NULL, "
-            "closed_at = NULL, lease_owner = NULL, due_at = %s, "
+            "closed_at = NULL, lease_owner = NULL, aside = false, due_at = %s, "
             "seq = nextval(pg_get_serial_sequence('callrelay_outbox', 'seq')) "
             "WHERE id = %s AND state = 'dead'", [(now, i) for i in ids])
         return len(ids)

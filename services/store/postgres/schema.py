@@ -83,7 +83,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     -- `due_at`: when the event may next be leased (now when new, the lease's end while a
     -- worker delivers it, the backoff's end after a failure). `state`: pending, done (kept
-    -- without its body to recognise a duplicate) or dead.
+    -- without its body to recognise a duplicate) or dead. `aside`: set aside after refusals,
+    -- it no longer holds its stream.
     CREATE TABLE callrelay_outbox (
         seq         bigserial PRIMARY KEY,
         id          text NOT NULL UNIQUE,
@@ -95,10 +96,13 @@ MIGRATIONS: tuple[str, ...] = (
         lease_owner text,
         last_error  text,
         created_at  double precision NOT NULL,
-        closed_at   double precision
+        closed_at   double precision,
+        aside       boolean NOT NULL DEFAULT false
     );
     CREATE INDEX callrelay_outbox_pending ON callrelay_outbox (stream, seq)
         WHERE state = 'pending';
+    CREATE INDEX callrelay_outbox_aside ON callrelay_outbox (due_at)
+        WHERE state = 'pending' AND aside;
     CREATE INDEX callrelay_outbox_closed ON callrelay_outbox (state, closed_at)
         WHERE state <> 'pending';
     CREATE TABLE callrelay_leases (

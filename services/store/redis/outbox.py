@@ -1,13 +1,13 @@
 """Redis adapter of the outbox port, for several instances; each operation is one Lua script.
 
 Layout under `prefix`: a hash per event (`ob:ev:<id>`), a list of event ids per stream
-(`ob:q:<stream>`, oldest first), a sorted set of streams scored by when their head event may
-next be leased (`ob:due`: now when new, the lease's end while delivered, the backoff's end
-after a failure), a sorted set of dead ids (`ob:dead`), the ids already queued (`ob:seen:<id>`)
-and the named leases (`once:<name>`, named so before they were called leases; renaming the
-keys would drop the leases held during a rolling deploy). Every key has a TTL. The scripts
-build key names from the prefix, so a Redis Cluster is not supported (neither is it by the leg
-store).
+(`ob:q:<stream>`, oldest first; an event set aside has one of its own, `ob:q:<stream>~<id>`), a
+sorted set of streams scored by when their head event may next be leased (`ob:due`: now when
+new, the lease's end while delivered, the backoff's end after a failure), a sorted set of dead
+ids (`ob:dead`), the ids already queued (`ob:seen:<id>`) and the named leases (`once:<name>`,
+named so before they were called leases; renaming the keys would drop the leases held during a
+rolling deploy). Every key has a TTL. The scripts build key names from the prefix, so a Redis
+Cluster is not supported (neither is it by the leg store).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from services.store.redis.outbox_scripts import (
     LEASE,
     RETRY,
     REVIVE,
+    SET_ASIDE,
 )
 
 TTL_MS = math.ceil(DEAD_S * 1000)
@@ -74,6 +75,12 @@ class RedisOutbox:
     def retry_at(self, event_id: str, owner: str, at: float, error: str) -> None:
         """Count a failed attempt and hold the event (and its stream) until `at`."""
         self._run(RETRY, [self._due], event_id, owner, repr(at), error, TTL_MS)
+
+    def set_aside(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and retry the event at `at` on its own; its stream's next
+        event may go now."""
+        self._run(SET_ASIDE, [self._due], event_id, owner, repr(at), error, TTL_MS,
+                  repr(self.clock()))
 
     def bury(self, event_id: str, owner: str, error: str) -> None:
         """Move the event to the dead list; its stream's next event may go."""

@@ -1,6 +1,8 @@
 """Lua scripts of the Redis outbox; ARGV[1] is always the key prefix.
 
 Each script is atomic on the server, so the "head of its stream" rule holds across instances.
+An event set aside leaves its stream's queue for a queue of its own, its *lane*
+(`<stream>~<id>`, in the event's `lane` field), which `ob:due` schedules like a stream.
 """
 
 ENQUEUE = """
@@ -30,13 +32,13 @@ for _, stream in ipairs(streams) do
       break
     end
     local event = ARGV[1] .. 'ob:ev:' .. id
-    local f = redis.call('HMGET', event, 'state', 'body', 'attempts', 'created_at')
+    local f = redis.call('HMGET', event, 'state', 'body', 'attempts', 'created_at', 'stream')
     if f[1] ~= 'pending' then
       redis.call('LPOP', queue)  -- expired, delivered or dead: no longer the head
     else
       redis.call('HSET', event, 'owner', ARGV[4])
       redis.call('ZADD', KEYS[1], ARGV[3], stream)
-      table.insert(out, {id, stream, f[2], f[3], f[4]})
+      table.insert(out, {id, f[5], f[2], f[3], f[4]})
       break
     end
   end
@@ -58,9 +60,9 @@ end
 ACK = """
 -- KEYS: due. ARGV: prefix, id, now
 local event = ARGV[1] .. 'ob:ev:' .. ARGV[2]
-local f = redis.call('HMGET', event, 'state', 'stream')
+local f = redis.call('HMGET', event, 'state', 'stream', 'lane')
 if f[1] ~= 'pending' then return 0 end
-local stream, now = f[2], ARGV[3]
+local stream, now = f[3] or f[2], ARGV[3]
 redis.call('DEL', event)
 """ + _NEXT + """
 return 1
@@ -69,22 +71,46 @@ return 1
 RETRY = """
 -- KEYS: due. ARGV: prefix, id, owner, at, error, ttl_ms
 local event = ARGV[1] .. 'ob:ev:' .. ARGV[2]
-local f = redis.call('HMGET', event, 'state', 'stream', 'owner')
+local f = redis.call('HMGET', event, 'state', 'stream', 'owner', 'lane')
 if f[1] ~= 'pending' or f[3] ~= ARGV[3] then return 0 end
 redis.call('HINCRBY', event, 'attempts', 1)
 redis.call('HSET', event, 'last_error', ARGV[5])
 redis.call('HDEL', event, 'owner')
 redis.call('PEXPIRE', event, ARGV[6])
-redis.call('ZADD', KEYS[1], ARGV[4], f[2])
+redis.call('ZADD', KEYS[1], ARGV[4], f[4] or f[2])
+return 1
+"""
+
+SET_ASIDE = """
+-- KEYS: due. ARGV: prefix, id, owner, at, error, ttl_ms, now
+local event = ARGV[1] .. 'ob:ev:' .. ARGV[2]
+local f = redis.call('HMGET', event, 'state', 'stream', 'owner', 'lane')
+if f[1] ~= 'pending' or f[3] ~= ARGV[3] then return 0 end
+redis.call('HINCRBY', event, 'attempts', 1)
+redis.call('HSET', event, 'last_error', ARGV[5])
+redis.call('HDEL', event, 'owner')
+redis.call('PEXPIRE', event, ARGV[6])
+local lane = f[4]
+if not lane then
+  local stream, now = f[2], ARGV[7]
+""" + _NEXT + """
+  lane = stream .. '~' .. ARGV[2]
+  redis.call('HSET', event, 'lane', lane)
+  local own = ARGV[1] .. 'ob:q:' .. lane
+  redis.call('RPUSH', own, ARGV[2])
+  redis.call('PEXPIRE', own, ARGV[6])
+end
+redis.call('ZADD', KEYS[1], ARGV[4], lane)
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
 BURY = """
 -- KEYS: due, dead. ARGV: prefix, id, owner, now, error, ttl_ms, forget_before
 local event = ARGV[1] .. 'ob:ev:' .. ARGV[2]
-local f = redis.call('HMGET', event, 'state', 'stream', 'owner')
+local f = redis.call('HMGET', event, 'state', 'stream', 'owner', 'lane')
 if f[1] ~= 'pending' or f[3] ~= ARGV[3] then return 0 end
-local stream, now = f[2], ARGV[4]
+local stream, now = f[4] or f[2], ARGV[4]
 redis.call('HINCRBY', event, 'attempts', 1)
 redis.call('HSET', event, 'state', 'dead', 'last_error', ARGV[5], 'dead_at', now)
 redis.call('HDEL', event, 'owner')
@@ -106,7 +132,7 @@ for i = 4, #ARGV do
   local f = redis.call('HMGET', event, 'state', 'stream')
   if f[1] == 'dead' then
     redis.call('HSET', event, 'state', 'pending', 'attempts', 0)
-    redis.call('HDEL', event, 'last_error', 'dead_at')
+    redis.call('HDEL', event, 'last_error', 'dead_at', 'lane')  -- back in its call's order
     redis.call('PEXPIRE', event, ARGV[3])
     redis.call('ZREM', KEYS[2], id)
     local queue = ARGV[1] .. 'ob:q:' .. f[2]

@@ -11,7 +11,8 @@ from services.store.sqlite.database import SQLiteDatabase
 
 # `due_at` is when the row may next be leased: now for a new event, the end of the lease
 # while a worker delivers it, the backoff's end after a failure. `state` is pending, done
-# (kept, without its body, to recognise duplicates) or dead.
+# (kept, without its body, to recognise duplicates) or dead. `aside` (added by ASIDE below)
+# is 1 for an event set aside: it no longer holds its stream.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -30,6 +31,12 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(stream, seq) WHERE state = '
 CREATE INDEX IF NOT EXISTS outbox_closed ON outbox(state, closed_at) WHERE state != 'pending';
 CREATE TABLE IF NOT EXISTS once_claims (name TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 """
+# Files made before events could be set aside lack the column: added once, in a write
+# transaction, so that workers starting together add it once.
+ASIDE = """
+ALTER TABLE outbox ADD COLUMN aside INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS outbox_aside ON outbox(due_at) WHERE state = 'pending' AND aside = 1;
+"""
 # The named leases live in `once_claims`, the table's name from before they were called
 # leases: renaming it would need a migration of existing files for no change in behaviour.
 PURGE_EVERY_S = 60.0
@@ -41,6 +48,7 @@ class SQLiteOutbox:
     def __init__(self, db: SQLiteDatabase, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         db.ensure_schema(SCHEMA)
+        db.write(_add_aside)
         self.clock = clock
         self._last_purge = 0.0
 
@@ -59,9 +67,11 @@ class SQLiteOutbox:
             self.purge()
 
         def lease_heads(db: sqlite3.Connection) -> list[tuple]:
+            # The head of each stream (among the events that hold it), and events set aside.
             rows = db.execute(
-                "SELECT id, stream, body, attempts, created_at FROM outbox WHERE seq IN "
-                "(SELECT min(seq) FROM outbox WHERE state = 'pending' GROUP BY stream) "
+                "SELECT id, stream, body, attempts, created_at FROM outbox WHERE (seq IN "
+                "(SELECT min(seq) FROM outbox WHERE state = 'pending' AND aside = 0 "
+                "GROUP BY stream) OR (state = 'pending' AND aside = 1)) "
                 "AND due_at <= ? ORDER BY due_at, seq LIMIT ?", (now, limit)).fetchall()
             db.executemany("UPDATE outbox SET lease_owner = ?, due_at = ? WHERE id = ?",
                            [(owner, now + lease_s, row[0]) for row in rows])
@@ -84,6 +94,14 @@ class SQLiteOutbox:
             "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?, "
             "lease_owner = NULL WHERE id = ? AND lease_owner = ? AND state = 'pending'",
             (at, error, event_id, owner)))
+
+    def set_aside(self, event_id: str, owner: str, at: float, error: str) -> None:
+        """Count a failed attempt and retry the event at `at` on its own; its stream's next
+        event may go now."""
+        self.db.write(lambda db: db.execute(
+            "UPDATE outbox SET attempts = attempts + 1, due_at = ?, last_error = ?, "
+            "lease_owner = NULL, aside = 1 WHERE id = ? AND lease_owner = ? "
+            "AND state = 'pending'", (at, error, event_id, owner)))
 
     def bury(self, event_id: str, owner: str, error: str) -> None:
         """Move the event to the dead list; its stream's next event may go."""
@@ -175,3 +193,10 @@ class SQLiteOutbox:
     def close(self) -> None:
         """Close the database's idle connections."""
         self.db.close()
+
+
+def _add_aside(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+    if "aside" not in columns:
+        for statement in filter(str.strip, ASIDE.split(";")):
+            db.execute(statement)
