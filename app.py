@@ -52,7 +52,8 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     install_request_ids()
 
     metrics = Metrics()
-    stores = store or open_stores(settings.store_url, settings.retention)
+    stores = store or open_stores(settings.store_url, settings.retention,
+                                   settings.store_pool_size)
     twilio = twilio or TwilioRestGateway(settings, observer=metrics)
     metrics.worker_started(settings.serving.workers)
     history = (CallHistory(stores.history, keep_content=settings.message_log_content,

@@ -8,6 +8,7 @@ stored. See BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -15,10 +16,15 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import redis
+from psycopg import sql
 
 from bench import parts, servers, serving
 from bench.context import ACCOUNT_SID, AUTH_TOKEN, TWILIO_DELAY_S, Context, Options
@@ -30,6 +36,9 @@ RESULTS = ROOT / "bench" / "results"
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Databases the bench may use on the shared Redis: not 0 (development) nor 15 (the tests).
 REDIS_DBS = range(14, 0, -1)
+# The local PostgreSQL server the bench makes two databases on (and drops them afterwards).
+POSTGRES_URL = os.environ.get("CALLRELAY_BENCH_POSTGRES_URL",
+                              "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def machine() -> dict[str, Any]:
@@ -64,8 +73,39 @@ def redis_urls(ctx: Context) -> tuple[list[str], str]:
     return [f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}" for db in free[:2]], ""
 
 
+@contextlib.contextmanager
+def postgres_urls(ctx: Context) -> Iterator[tuple[list[str], str]]:
+    """Two new databases on the local PostgreSQL (dropped afterwards), or why there are none."""
+    names = [f"callrelay_bench_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    try:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=2) as admin:
+            for name in names:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        yield [], f"no PostgreSQL server to create databases on ({exc.__class__.__name__})"
+        return
+    ctx.say(f"PostgreSQL: databases {names[0]} and {names[1]}")
+    try:
+        yield [urlunsplit(urlsplit(POSTGRES_URL)._replace(path="/" + n)) for n in names], ""
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            for name in names:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+
+
+def run_postgres_scale(ctx: Context) -> list[Row]:
+    """Part 3 for PostgreSQL when there is a server."""
+    with postgres_urls(ctx) as (urls, why_not):
+        if not urls:
+            ctx.say(f"scale/PostgreSQL not run: {why_not}")
+            return [Row("3 scale, PostgreSQL", "not run", "", "", None, note=why_not)]
+        # A round trip or two a leg, as for Redis: three processes share the seeding.
+        return parts.scale(ctx, "PostgreSQL", urls[0], urls[1], processes=3)
+
+
 def run_scale(ctx: Context) -> list[Row]:
-    """Part 3 for SQLite, then for Redis when there is one."""
+    """Part 3 for SQLite, then for Redis and PostgreSQL when there are servers."""
     rows = parts.scale(ctx, "SQLite", f"sqlite:///{ctx.workdir}/small.sqlite3",
                        f"sqlite:///{ctx.workdir}/big.sqlite3")
     urls, why_not = redis_urls(ctx)
@@ -133,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows += serving.stalled_clients(ctx)
             if "scale" in options.parts:
                 rows += run_scale(ctx)
+                rows += run_postgres_scale(ctx)
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -8,12 +8,15 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
 
+import psycopg
 import redis
 
 from bench.workload import USERS, LiveCall, new_sid
 from services.legs.model import LegEvent
 from services.legs.rules import Retention
 from services.store.open import open_stores
+from services.store.postgres.database import PostgresDatabase
+from services.store.postgres.legs import PostgresStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
 
@@ -83,6 +86,12 @@ def reset(url: str, targets: list[LiveCall]) -> None:
                           clock=lambda: time.time() + 10**9)
         far.purge()
         far.close()
+    elif url.startswith(("postgresql://", "postgres://")):
+        gone = PostgresStore(PostgresDatabase(url), Retention(),
+                             clock=lambda: time.time() + 10**9)
+        while gone.purge():  # bounded: a batch at a time
+            pass
+        gone.close()
     else:
         client = redis.Redis.from_url(url)
         client.flushdb()
@@ -98,6 +107,10 @@ def count_legs(url: str) -> int:
             return int(db.execute("SELECT count(*) FROM legs").fetchone()[0])
         finally:
             db.close()
+    if url.startswith(("postgresql://", "postgres://")):
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT count(*) FROM callrelay_legs").fetchone()
+        return int(row[0]) if row else 0
     client = redis.Redis.from_url(url)
     try:
         return sum(1 for _ in islice(client.scan_iter("callrelay:leg:*", count=1000), 10**7))

@@ -15,7 +15,13 @@ from config.forwarding import ForwardingSettings, read_forwarding
 from config.lookups import read_lookup_budget
 from config.reader import ConfigError, EnvReader
 from config.serving import ServingSettings, read_public_base_url, read_serving
-from config.stores import DEFAULT_STORE_URL, read_store_url
+from config.stores import (
+    DEFAULT_POOL_SIZE,
+    DEFAULT_STORE_URL,
+    read_pool_size,
+    read_store_url,
+    store_password,
+)
 from services.legs.rules import Retention
 from services.use_cases.lookup_budget import Budget
 
@@ -45,7 +51,9 @@ class Settings:
     # PUBLIC_BASE_URL, or the platform's own URL; None: rebuilt from X-Forwarded-* per request.
     public_base_url: str | None = None
     trusted_proxy_hops: int = 1
-    store_url: str = DEFAULT_STORE_URL
+    # It may hold a password (DATABASE_URL always does).
+    store_url: str = field(default=DEFAULT_STORE_URL, repr=False)
+    store_pool_size: int = DEFAULT_POOL_SIZE
     twilio_caller_id: str | None = None
     inbound_client_identity: str | None = None
     # Dial policy (toll fraud): E.164 prefixes and ISO region codes an SDK may dial ("*": any)
@@ -74,7 +82,8 @@ class Settings:
         """Every secret callrelay holds: none of them may reach a log line."""
         return (self.twilio_auth_token, self.twilio_api_secret, self.twilio_webhook_secret,
                 *self.forwarding.secrets, *self.forwarding.url_secrets,
-                self.conference_ticket_secret, *self.relay_api_tokens)
+                self.conference_ticket_secret, store_password(self.store_url),
+                *self.relay_api_tokens)
 
     @property
     def retention(self) -> Retention:
@@ -116,6 +125,7 @@ class Settings:
             public_base_url=read_public_base_url(reader),
             trusted_proxy_hops=reader.whole("TRUSTED_PROXY_HOPS", 1, minimum=0),
             store_url=read_store_url(reader),
+            store_pool_size=read_pool_size(reader),
             inbound_client_identity=reader.optional("INBOUND_CLIENT_IDENTITY"),
             **read_dialling(reader),
             log_level=_log_level(reader),

@@ -1,19 +1,21 @@
 """Boot a checkout as Heroku and Render do, and prove it relays: the deploy step of CI.
 
-    python -m sandbox.deploy_check [--redis-url URL]
+    python -m sandbox.deploy_check [--redis-url URL] [--postgres-url URL]
 
 Run from a fresh clone with the python of a venv that `pip install -r requirements.txt` alone
 built (scripts/deploy-check does all of that). It starts the sandbox's Twilio mock, then the
 Procfile's `web:` line through `bash -c` (as Heroku runs it) with only what a platform sets
 (`PATH`, `PORT`, `WEB_CONCURRENCY`) and the required variables, waits for `/readyz`, plays one
 signed call, sends one `/notify` to it, hangs up, and stops the service with SIGTERM as a
-platform does.
+platform does. With SQLite; then with `REDIS_URL`; then with `DATABASE_URL` (`postgres://`, as
+Heroku writes it) naming a database created for the check on the --postgres-url server.
 Exit 0 when every step did what it should; otherwise 1, with the service's log.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import signal
@@ -21,9 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import requests
+from psycopg import sql
 
 from sandbox.calls import sdk_calls_phone
 from sandbox.devtools import ROOT, free_port, procfile_web
@@ -64,7 +70,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> int:
                           "of SIGTERM") from None
 
 
-def check(store: str, redis_url: str | None, workdir: Path) -> None:
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new database on the server at `server_url`, as DATABASE_URL would name it; dropped."""
+    name = f"callrelay_deploy_{secrets.token_hex(6)}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = urlunsplit(urlsplit(server_url)._replace(scheme="postgres", path="/" + name))
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(name)))
+
+
+def check(store: str, url: str | None, workdir: Path) -> None:
     """One deployment: boot, a signed call, one /notify, SIGTERM. Raises CheckFailed."""
     account_sid = "AC" + secrets.token_hex(16)
     auth_token, relay_token = secrets.token_hex(16), secrets.token_urlsafe(32)
@@ -82,8 +103,10 @@ def check(store: str, redis_url: str | None, workdir: Path) -> None:
            "RELAY_API_TOKENS": relay_token, "PUBLIC_BASE_URL": base,
            "TWILIO_API_BASE_URL": f"http://127.0.0.1:{mock_port}",
            "TWILIO_CALLER_ID": "+15005550006"}
-    if redis_url:
-        env["REDIS_URL"] = redis_url  # as Heroku's and Render's Key Value add-ons hand it
+    if store == "redis" and url:
+        env["REDIS_URL"] = url  # as Heroku's and Render's Key Value add-ons hand it
+    if store == "postgres" and url:
+        env["DATABASE_URL"] = url  # as Heroku Postgres and Render PostgreSQL hand it
     log_path = workdir / f"web-{store}.log"
     with open(log_path, "wb") as log:
         web = subprocess.Popen(["bash", "-c", procfile_web()], cwd=ROOT, env=env,
@@ -127,18 +150,26 @@ def check(store: str, redis_url: str | None, workdir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the check once with SQLite, and once with Redis when --redis-url is given."""
+    """Run the check once with SQLite, and once more with each store URL given."""
     parser = argparse.ArgumentParser(prog="python -m sandbox.deploy_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--redis-url", help="also run with REDIS_URL set to this")
+    parser.add_argument("--postgres-url", help="also run with DATABASE_URL set to a database "
+                        "created (and dropped) on this server")
     args = parser.parse_args(argv)
-    runs = [("sqlite", None)] + ([("redis", args.redis_url)] if args.redis_url else [])
+    runs = [("sqlite", None)] + ([("redis", args.redis_url)] if args.redis_url else []) \
+        + ([("postgres", args.postgres_url)] if args.postgres_url else [])
     with tempfile.TemporaryDirectory(prefix="callrelay-deploy-") as tmp:
         for store, url in runs:
             started = time.monotonic()
             try:
-                check(store, url, Path(tmp))
-            except (CheckFailed, SimulationFailed, requests.RequestException, OSError) as exc:
+                if store == "postgres" and url:
+                    with fresh_database(url) as database_url:
+                        check(store, database_url, Path(tmp))
+                else:
+                    check(store, url, Path(tmp))
+            except (CheckFailed, SimulationFailed, requests.RequestException, OSError,
+                    psycopg.Error) as exc:
                 print(f"deploy check ({store}): FAILED: {exc}", file=sys.stderr, flush=True)
                 log = Path(tmp) / f"web-{store}.log"
                 if log.exists():

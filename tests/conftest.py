@@ -16,6 +16,7 @@ from app import create_app
 from config.settings import Settings
 from sandbox.twilio_mock import TwilioMock
 from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, make_env
+from tests.support.postgres_server import temporary_database
 from tests.support.relay import Relay
 
 
@@ -23,6 +24,14 @@ from tests.support.relay import Relay
 def twilio_server() -> Iterator[TwilioMock]:
     with TwilioMock(ACCOUNT_SID, {ACCOUNT_SID: AUTH_TOKEN}).start() as mock:
         yield mock
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of this test run on the test PostgreSQL server (skips without one); tests
+    make schemas of their own in it. Dropped at the end of the run."""
+    with temporary_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -100,7 +100,8 @@ def test_ports_import_no_adapter():
     ports = ["services.store.legs", "services.store.conferences", "services.store.outbox",
              "services.store.history",
              "services.twilio.port"]
-    adapters = ("services.store.sqlite", "services.store.redis", "services.twilio.rest")
+    adapters = ("services.store.sqlite", "services.store.redis", "services.store.postgres",
+                "services.twilio.rest")
     for port in ports:
         assert not [i for i in _imports(MODULES[port]) if i.startswith(adapters)], port
 
@@ -137,3 +138,18 @@ def test_bench_does_not_import_tests():
     offenders = sorted(name for name, path in MODULES.items() if name.startswith("bench")
                        and any(i == "tests" or i.startswith("tests.") for i in _imports(path)))
     assert offenders == []
+
+
+def test_gunicorn_s_master_does_not_import_psycopg():
+    # psycopg picks how it waits on sockets when it is imported: in the master (before the
+    # gevent worker patches them) it would pick waits that stop a worker on every query.
+    edges, seen = _project_edges(), set()
+    todo = ["config.gunicorn.conf"]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo.extend(edges.get(name, ()))
+    offenders = sorted(name for name in seen if any(
+        i.split(".")[0] in ("psycopg", "psycopg_pool") for i in _imports(MODULES[name])))
+    assert "config.settings" in seen and offenders == []

@@ -9,6 +9,11 @@ from services.store.conferences import ConferenceStore
 from services.store.history import MessageHistory
 from services.store.legs import LegStore
 from services.store.outbox import ForwardingStore
+from services.store.postgres.conferences import PostgresConferenceStore
+from services.store.postgres.database import POOL_SIZE, PostgresDatabase
+from services.store.postgres.history import PostgresMessageHistory
+from services.store.postgres.legs import PostgresStore
+from services.store.postgres.outbox import PostgresOutbox
 from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.history import RedisMessageHistory
@@ -37,14 +42,20 @@ class Stores:
         self.legs.close()
 
 
-def open_stores(url: str, retention: Retention) -> Stores:
-    """The adapters for a `sqlite:///path` or `redis://…` URL, sharing one database."""
+def open_stores(url: str, retention: Retention, pool_size: int = POOL_SIZE) -> Stores:
+    """The adapters for a `sqlite:///path`, `redis://…` or `postgresql://…` URL, sharing one
+    database; `pool_size` is PostgreSQL's connections per process."""
     location = parse_store_url(url)
     if location.kind == "sqlite":
         sqlite = SQLiteDatabase(location.target)
         return Stores(SQLiteStore(sqlite, retention), SQLiteOutbox(sqlite),
                       SQLiteConferenceStore(sqlite, retention),
                       SQLiteMessageHistory(sqlite, retention))
+    if location.kind == "postgres":
+        postgres = PostgresDatabase(location.target, pool_size)
+        return Stores(PostgresStore(postgres, retention), PostgresOutbox(postgres),
+                      PostgresConferenceStore(postgres, retention),
+                      PostgresMessageHistory(postgres, retention))
     redis = RedisDatabase(location.target)
     return Stores(RedisStore(redis, retention), RedisOutbox(redis),
                   RedisConferenceStore(redis, retention), RedisMessageHistory(redis, retention))

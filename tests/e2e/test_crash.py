@@ -1,4 +1,5 @@
-"""A gunicorn worker killed with SIGKILL mid-burst loses no acknowledged webhook."""
+"""A gunicorn worker killed with SIGKILL mid-burst loses no acknowledged webhook, on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from sandbox.calls import phone_calls_sdk
 from sandbox.devtools import free_port
 from tests.e2e.harness import Service
 from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
+from tests.support.postgres_server import temporary_database
 
 pytestmark = pytest.mark.e2e
 BURST = 600
@@ -39,9 +42,20 @@ def wait_for_acknowledged(acknowledged: list[str], count: int, futures: list[Fut
         time.sleep(0.005)
 
 
-def test_sigkill_mid_burst_loses_no_acknowledged_webhook(tmp_path, twilio):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path) -> Iterator[str]:
+    """The store the service writes to: a SQLite file, or a PostgreSQL database of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/callrelay.sqlite3"
+        return
+    with temporary_database() as url:
+        yield url
+
+
+def test_sigkill_mid_burst_loses_no_acknowledged_webhook(tmp_path, twilio, store_url):
     port = free_port()
-    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+                   STORE_URL=store_url)
     calls = [phone_calls_sdk(ACCOUNT_SID, identity=f"user{i}") for i in range(BURST)]
     # Each call's ringing child leg: a distinct leg (and row) per webhook.
     steps = [call.answer[1] for call in calls]

@@ -1,4 +1,5 @@
-"""The Procfile's serving model: slow or stalled clients and a locked database stall no one else."""
+"""The Procfile's serving model: slow or stalled clients and a locked database (a SQLite file, a
+PostgreSQL row) stall no one else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
+import psycopg
 import pytest
 import requests
 
@@ -18,6 +20,7 @@ from sandbox.devtools import free_port
 from tests.e2e.harness import Service
 from tests.forwarding.support import SECRET, Backend, sdk_message, wait_until
 from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
+from tests.support.postgres_server import temporary_database
 
 pytestmark = pytest.mark.e2e
 STALLED = 200
@@ -84,6 +87,47 @@ def test_a_webhook_waiting_for_the_database_lock_stalls_no_other_request(service
     answer = requests.get(f"{service.url}/calls/{sid}", timeout=10,
                           headers={"Authorization": f"Bearer {RELAY_TOKEN}"})
     assert answer.status_code == 200
+
+
+@pytest.mark.postgres
+def test_a_webhook_waiting_for_a_postgres_row_lock_stalls_no_other_request(tmp_path, twilio):
+    port = free_port()
+    auth = {"Authorization": f"Bearer {RELAY_TOKEN}"}
+    with temporary_database() as database_url:
+        env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+                       STORE_URL="", DATABASE_URL=database_url)
+        with Service(env, workers=1, port=port, log_path=tmp_path / "callrelay.log") as svc:
+            call = phone_calls_sdk(ACCOUNT_SID, identity="waits")
+            ringing, answered = call.answer[1], call.answer[3]
+            for step in (ringing, answered):
+                assert step.params["CallSid"] == call.child_sid
+            url = svc.url + ringing.path
+            assert requests.post(url, data=ringing.params, timeout=10, headers={
+                "X-Twilio-Signature": sign(url, ringing.params)}).status_code == 204
+            # Another session (another instance, a migration, an operator's psql) holds the
+            # leg's row: the next callback for it waits on the lock, and must wait alone.
+            with psycopg.connect(database_url) as holder:
+                holder.execute("SELECT 1 FROM callrelay_legs WHERE call_sid = %s FOR UPDATE",
+                               (call.child_sid,))
+                with ThreadPoolExecutor(1) as pool:
+                    waiting = pool.submit(timed, "POST", url, data=answered.params,
+                                          headers={"X-Twilio-Signature":
+                                                   sign(url, answered.params)})
+                    time.sleep(0.5)
+                    assert timed("GET", svc.url + "/healthz")[1] < 1.0
+                    assert timed("GET", svc.url + "/readyz")[1] < 1.0
+                    assert timed("GET", f"{svc.url}/calls/{call.child_sid}", headers=auth)[1] \
+                        < 1.0
+                    other_url, other, headers = signed_ringing(svc, "other")
+                    assert timed("POST", other_url, data=other, headers=headers)[0] == 204
+                    time.sleep(1.0)
+                    assert not waiting.done()  # still waiting for the lock, as it should
+                    holder.commit()
+                    status, seconds = waiting.result(timeout=10)
+            assert status == 204 and seconds >= 1.5
+            leg = requests.get(f"{svc.url}/calls/{call.child_sid}", headers=auth,
+                               timeout=10).json()["legs"]
+            assert {g["call_sid"]: g["status"] for g in leg}[call.child_sid] == "in-progress"
 
 
 def test_subscriptions_and_forwarding_run_in_the_gevent_workers(tmp_path, twilio):

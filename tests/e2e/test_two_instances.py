@@ -1,10 +1,14 @@
-"""Two callrelay instances (two Procfile commands) on one Redis agree on every leg."""
+"""Two callrelay instances (two Procfile commands) on one Redis, or one PostgreSQL database, agree
+on every leg, and ride out the store's outage."""
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -13,9 +17,11 @@ from sandbox.calls import Call, Step, phone_calls_sdk, sdk_calls_phone
 from sandbox.devtools import free_port
 from tests.e2e.harness import Service
 from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
-from tests.support.redis_server import redis_server
+from tests.support.postgres_server import temporary_database
+from tests.support.redis_server import RedisServer, redis_server
+from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
-pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+pytestmark = pytest.mark.e2e
 AUTH = {"Authorization": f"Bearer {RELAY_TOKEN}"}
 PUBLIC = "https://relay.example.com"  # both instances sit behind one public URL
 
@@ -36,17 +42,51 @@ def notify(service: Service, body: dict) -> requests.Response:
     return requests.post(service.url + "/notify", json=body, headers=AUTH, timeout=20)
 
 
-@pytest.fixture
-def cluster(tmp_path, twilio):
-    with redis_server() as redis:
-        env = make_env(tmp_path, twilio, STORE_URL=redis.url, PUBLIC_BASE_URL=PUBLIC)
+class Store:
+    """The shared store, and how to take it away and bring it back."""
+
+    def __init__(self, url: str, server: RedisServer | TcpProxy, keeps_data: bool) -> None:
+        self.url, self.server, self.keeps_data = url, server, keeps_data
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def start(self) -> None:
+        self.server.start()
+
+
+@contextmanager
+def shared_store(kind: str) -> Iterator[Store]:
+    if kind == "redis":
+        # A server of its own, without persistence: it comes back empty.
+        with redis_server() as redis:
+            yield Store(redis.url, redis, keeps_data=False)
+        return
+    # The machine's PostgreSQL is shared with other runs: the outage is played by a proxy
+    # between callrelay and a database of this test's own.
+    with temporary_database() as url:
+        server = urlsplit(url)
+        with tcp_proxy((server.hostname or "127.0.0.1", server.port or 5432)) as proxy:
+            proxied = url.replace(f":{server.port}/", f":{proxy.port}/", 1)
+            yield Store(proxied.replace("postgresql://", "postgres://", 1), proxy,
+                        keeps_data=True)
+
+
+@pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("postgres", marks=pytest.mark.postgres)])
+def cluster(request, tmp_path, twilio):
+    with shared_store(request.param) as store:
+        # Redis as STORE_URL; PostgreSQL as Heroku and Render hand it, in DATABASE_URL.
+        where = {"STORE_URL": store.url} if request.param == "redis" else \
+            {"STORE_URL": "", "DATABASE_URL": store.url}
+        env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=PUBLIC, **where)
         with Service(env, workers=2, port=free_port(), log_path=tmp_path / "a.log") as a, \
                 Service(env, workers=2, port=free_port(), log_path=tmp_path / "b.log") as b:
-            yield redis, a, b
+            yield store, a, b
 
 
 def test_two_instances_share_one_registry(cluster, twilio):
-    redis, a, b = cluster
+    store, a, b = cluster
     out = sdk_calls_phone(ACCOUNT_SID, identity="alice")
     inc = phone_calls_sdk(ACCOUNT_SID, identity="bob")
 
@@ -73,8 +113,9 @@ def test_two_instances_share_one_registry(cluster, twilio):
     assert legs(a, inc) == legs(b, inc)
     assert notify(a, {"identity": "bob", "content": {"n": 3}}).status_code == 201
 
-    # Redis goes down: every route answers fast, as JSON 503, and nothing hangs.
-    redis.stop()
+    # The store goes down: every route answers fast, as JSON 503, and nothing hangs.
+    kept = legs(a, inc)
+    store.stop()
     for service in (a, b):
         started = time.monotonic()
         ready = requests.get(service.url + "/readyz", timeout=10)
@@ -87,11 +128,14 @@ def test_two_instances_share_one_registry(cluster, twilio):
             assert answer.headers.get("Retry-After")
         assert requests.get(service.url + "/healthz", timeout=5).status_code == 200
 
-    # Redis comes back (empty: it keeps nothing on disk). callrelay recovers by itself, and
-    # reconciliation with Twilio re-learns the live call for a /notify by SID.
-    redis.start()
+    # The store comes back (Redis empty: it keeps nothing on disk). callrelay recovers by
+    # itself; what PostgreSQL kept is there, and for Redis reconciliation with Twilio re-learns
+    # the live call for a /notify by SID.
+    store.start()
     for service in (a, b):
         assert requests.get(service.url + "/readyz", timeout=10).status_code == 200
+    if store.keeps_data:
+        assert legs(b, inc) == kept
     twilio.set_call(inc.parent_sid, "in-progress", from_="+15005550006", to="+15005550001")
     twilio.set_call(inc.child_sid, "in-progress", parent_call_sid=inc.parent_sid,
                     to="client:bob", direction="outbound-dial")

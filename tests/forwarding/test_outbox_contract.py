@@ -1,5 +1,5 @@
-"""The outbox contract, run against every adapter (SQLite file, real Redis) and the in-memory
-fake; the leases' too, and against the in-memory leases the unit tests use."""
+"""The outbox contract, run against every adapter (SQLite file, real Redis, real PostgreSQL) and
+the in-memory fake; the leases' too, and against the in-memory leases the unit tests use."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import pytest
 import redis
 
 from services.store.outbox import Backlog, ForwardingStore, Leases, OutboxEvent
+from services.store.postgres.database import PostgresDatabase
+from services.store.postgres.outbox import PostgresOutbox
 from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
@@ -21,6 +23,7 @@ from services.store.sqlite.outbox import SQLiteOutbox
 from tests.support.clock import FakeClock
 from tests.support.memory_outbox import MemoryOutbox
 from tests.support.memory_store import MemoryLeases
+from tests.support.postgres_server import temporary_schema
 from tests.support.redis_server import redis_url
 
 OutboxFactory = Callable[..., ForwardingStore]
@@ -31,13 +34,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis), "memory"]
+ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis),
+            pytest.param("postgres", marks=pytest.mark.postgres), "memory"]
 
 
 @pytest.fixture(params=ADAPTERS)
 def make_outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OutboxFactory]:
     """Outboxes of the adapter under test, all on the same storage."""
-    with outboxes(request.param, tmp_path) as factory:
+    with outboxes(request.param, tmp_path, request) as factory:
         yield factory
 
 
@@ -49,16 +53,28 @@ def make_leases(request: pytest.FixtureRequest, tmp_path: Path
         leases = MemoryLeases()
         yield lambda: leases
         return
-    with outboxes(request.param, tmp_path) as factory:
+    with outboxes(request.param, tmp_path, request) as factory:
         yield factory
 
 
 @contextmanager
-def outboxes(kind: str, tmp_path: Path) -> Iterator[OutboxFactory]:
-    """Opens outboxes of one adapter on one storage; closes them (and cleans Redis) after."""
+def outboxes(kind: str, tmp_path: Path,
+             request: pytest.FixtureRequest) -> Iterator[OutboxFactory]:
+    """Opens outboxes of one adapter on one storage; closes them (and cleans Redis, drops the
+    PostgreSQL schema) after."""
+    if kind == "postgres":
+        database = request.getfixturevalue("postgres_database")
+        with temporary_schema(database) as url, _outboxes(kind, tmp_path, url) as factory:
+            yield factory
+        return
+    with _outboxes(kind, tmp_path, redis_url() if kind == "redis" else "") as factory:
+        yield factory
+
+
+@contextmanager
+def _outboxes(kind: str, tmp_path: Path, url: str) -> Iterator[OutboxFactory]:
     opened: list[ForwardingStore] = []
     prefix = f"callrelay-test:{uuid.uuid4().hex}:"
-    url = redis_url() if kind == "redis" else ""
     memory: list[MemoryOutbox] = []
 
     def factory(clock: Callable[[], float] = time.time) -> ForwardingStore:
@@ -69,6 +85,8 @@ def outboxes(kind: str, tmp_path: Path) -> Iterator[OutboxFactory]:
             return memory[0]
         if kind == "sqlite":
             outbox = SQLiteOutbox(SQLiteDatabase(str(tmp_path / "outbox.sqlite3")), clock)
+        elif kind == "postgres":
+            outbox = PostgresOutbox(PostgresDatabase(url), clock)
         else:
             outbox = RedisOutbox(RedisDatabase(url), clock, prefix=prefix)
         opened.append(outbox)
@@ -77,7 +95,7 @@ def outboxes(kind: str, tmp_path: Path) -> Iterator[OutboxFactory]:
     yield factory
     for outbox in opened:
         outbox.close()
-    if url:
+    if kind == "redis":
         client = redis.Redis.from_url(url)
         keys = list(client.scan_iter(match=f"{prefix}*"))
         if keys:

@@ -1,4 +1,5 @@
-"""How the store tests open adapters: store factories (SQLite, Redis, in memory), Redis prefixes."""
+"""How the store tests open adapters: store factories (SQLite, Redis, PostgreSQL, in memory),
+Redis prefixes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from services.legs.rules import Retention
 from services.store.conferences import ConferenceStore
 from services.store.history import MessageHistory
 from services.store.legs import LegStore
+from services.store.postgres.conferences import PostgresConferenceStore
+from services.store.postgres.database import PostgresDatabase
+from services.store.postgres.history import PostgresMessageHistory
+from services.store.postgres.legs import PostgresStore
 from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.history import RedisMessageHistory
@@ -52,12 +57,16 @@ class StoreFactory:
 
     def conferences(self, retention: Retention | None = None,
                     clock: Callable[[], float] = time.time) -> ConferenceStore:
-        """A conference store on the same database (file, or Redis prefix) as the leg stores."""
+        """A conference store on the same database (file, Redis prefix, PostgreSQL schema) as
+        the leg stores."""
         kind, location, prefix = self.spec  # the in-memory kind has none: it skips here
         store: ConferenceStore
         if kind == "sqlite":
             store = SQLiteConferenceStore(SQLiteDatabase(location), retention or Retention(),
                                           clock)
+        elif kind == "postgres":
+            store = PostgresConferenceStore(PostgresDatabase(location), retention or Retention(),
+                                            clock)
         else:
             store = RedisConferenceStore(RedisDatabase(location), retention or Retention(),
                                          clock, prefix=prefix)
@@ -66,13 +75,17 @@ class StoreFactory:
 
     def history(self, retention: Retention | None = None,
                 clock: Callable[[], float] = time.time) -> MessageHistory:
-        """A message history on the same database (file, Redis prefix, memory) as the legs."""
+        """A message history on the same database (file, Redis prefix, PostgreSQL schema,
+        memory) as the legs."""
         store: MessageHistory
         if self.kind == "memory":
             store = MemoryMessageHistory(retention, clock, self.memory)
         elif self.kind == "sqlite":
             store = SQLiteMessageHistory(SQLiteDatabase(self.location), retention or Retention(),
                                          clock)
+        elif self.kind == "postgres":
+            store = PostgresMessageHistory(PostgresDatabase(self.location),
+                                           retention or Retention(), clock)
         else:
             store = RedisMessageHistory(RedisDatabase(self.location), retention or Retention(),
                                         clock, prefix=self.prefix)
@@ -90,6 +103,8 @@ def open_spec(spec: tuple[str, str, str], retention: Retention,
     kind, location, prefix = spec
     if kind == "sqlite":
         return SQLiteStore(SQLiteDatabase(location), retention, clock)
+    if kind == "postgres":
+        return PostgresStore(PostgresDatabase(location), retention, clock)
     return RedisStore(RedisDatabase(location), retention, clock, prefix=prefix)
 
 

@@ -27,7 +27,8 @@ def test_each_required_variable_is_named_when_missing(missing):
 
 @pytest.mark.parametrize("name, value", [
     ("TWILIO_ACCOUNT_SID", "AC123"), ("RELAY_API_TOKENS", "short"),
-    ("TWILIO_TIMEOUT_S", "soon"), ("LEG_RETENTION_S", "-1"), ("STORE_URL", "postgres://x"),
+    ("TWILIO_TIMEOUT_S", "soon"), ("LEG_RETENTION_S", "-1"), ("STORE_URL", "mysql://x"),
+    ("DATABASE_URL", "mysql://db"), ("STORE_POOL_SIZE", "0"),
     ("PUBLIC_BASE_URL", "example.com"), ("TWILIO_API_KEY", "SK1"),
 ])
 def test_malformed_values_are_named(name, value):
@@ -47,11 +48,31 @@ def test_redis_url_is_used_when_store_url_is_unset():
     assert Settings.from_env(both).store_url == "sqlite:///x.db"
 
 
+def test_database_url_is_used_when_neither_store_url_nor_redis_url_is_set():
+    heroku = "postgres://u:pw@ec2-1-2-3-4.compute-1.amazonaws.com:5432/d1"  # as Heroku writes it
+    assert Settings.from_env({**BASE, "DATABASE_URL": heroku}).store_url == heroku
+    redis_too = {**BASE, "DATABASE_URL": heroku, "REDIS_URL": "redis://r:6379"}
+    assert Settings.from_env(redis_too).store_url == "redis://r:6379"
+    chosen = {**BASE, "DATABASE_URL": heroku, "STORE_URL": "postgresql://db.internal/relay"}
+    assert Settings.from_env(chosen).store_url == "postgresql://db.internal/relay"
+    assert Settings.from_env(BASE).store_pool_size == 4
+    assert Settings.from_env({**BASE, "STORE_POOL_SIZE": "2"}).store_pool_size == 2
+
+
+def test_a_malformed_database_url_is_named_without_its_password():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**BASE, "DATABASE_URL": "postgres://u:hunter2@h:54x2/d"})
+    assert caught.value.problems[0].startswith("DATABASE_URL is malformed")
+    assert "hunter2" not in str(caught.value)
+
+
 def test_secrets_stay_out_of_repr():
-    text = repr(Settings.from_env({**BASE, "TWILIO_API_KEY": "SK" + "1" * 32,
-                                   "TWILIO_API_SECRET": "key-secret"}))
-    for secret in ("auth-token-secret", "token-one", "key-secret"):
-        assert secret not in text
+    settings = Settings.from_env({**BASE, "TWILIO_API_KEY": "SK" + "1" * 32,
+                                  "TWILIO_API_SECRET": "key-secret",
+                                  "DATABASE_URL": "postgres://u:db-p%40ssword@h/d"})
+    for secret in ("auth-token-secret", "token-one", "key-secret", "db-p"):
+        assert secret not in repr(settings)
+    assert "db-p@ssword" in settings.secrets  # redacted from every log line
 
 
 def test_redis_tls_verification_can_be_relaxed_for_self_signed_certificates():

@@ -1,0 +1,157 @@
+"""Bytes per call in each store: what a plan must hold (docs/sizing.md#storage-per-call).
+
+    python -m bench.footprint [--calls N] [--postgres URL]
+
+Plays N phone-to-SDK calls (a parent and a child leg, each through its statuses, as the
+webhooks bring them) into a fresh store through the store port, with a clock it moves by hand,
+and measures the store at three moments: every call live; every call ended, while its legs are
+retained (LEG_RETENTION_S); after the purge, when only the tombstones are left (7 days).
+SQLite: the file's size once checkpointed and vacuumed. PostgreSQL: every callrelay_ relation
+(tables, indexes, TOAST) in a database of its own on the server at --postgres, created and
+dropped here, after VACUUM FULL: live rows only (the row versions that updates leave behind, until
+autovacuum lets their space be reused, added about a third on this machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from bench.workload import new_sid
+from services.legs.model import LegEvent
+from services.legs.rules import Retention
+from services.store.legs import LegStore
+from services.store.postgres.database import PostgresDatabase
+from services.store.postgres.legs import PostgresStore
+from services.store.sqlite.database import SQLiteDatabase
+from services.store.sqlite.legs import SQLiteStore
+
+RETENTION = Retention()
+PHONE, NUMBER = "+15005550006", "+15005550001"
+
+
+class Clock:
+    """A clock moved by hand, so that retention passes without waiting for it."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def call_events(n: int) -> tuple[list[LegEvent], list[LegEvent]]:
+    """A phone calls user-<n>'s SDK: the events that make it live, and those that end it."""
+    parent, child, to = new_sid(), new_sid(), f"client:user-{n}"
+    leg = {"from_": PHONE, "account_sid": "AC" + "0" * 32}
+    live = [LegEvent(parent, "ringing", to=NUMBER, direction="inbound", **leg),
+            LegEvent(child, "initiated", parent_sid=parent, to=to, direction="outbound-dial",
+                     **leg),
+            LegEvent(child, "ringing", parent_sid=parent, to=to, **leg),
+            LegEvent(parent, "in-progress", to=NUMBER, **leg),
+            LegEvent(child, "in-progress", parent_sid=parent, to=to, **leg)]
+    ended = [LegEvent(child, "completed", parent_sid=parent, to=to, **leg),
+             LegEvent(parent, "completed", to=NUMBER, **leg)]
+    return live, ended
+
+
+def measure(open_store: Callable[[Clock], LegStore], calls: int,
+            size: Callable[[], int]) -> list[tuple[str, float]]:
+    """Bytes per call at each moment, the empty store's size taken off."""
+    clock = Clock()
+    legs = open_store(clock)
+    try:
+        legs.ping()
+        empty = size()
+        played = [call_events(n) for n in range(calls)]
+        for live, _ in played:
+            for event in live:
+                legs.apply(event)
+        moments = [("live", (size() - empty) / calls)]
+        clock.now += 60
+        for _, ended in played:
+            for event in ended:
+                legs.apply(event)
+        moments.append(("ended, retained", (size() - empty) / calls))
+        clock.now += RETENTION.leg_retention_s + 1
+        while legs.purge():
+            pass
+        moments.append(("tombstones only", (size() - empty) / calls))
+        return moments
+    finally:
+        legs.close()
+
+
+def sqlite_size(path: Path) -> Callable[[], int]:
+    def size() -> int:
+        db = sqlite3.connect(path)
+        try:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("VACUUM")
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            return int(db.execute("PRAGMA page_count").fetchone()[0]) * int(page_size)
+        finally:
+            db.close()
+    return size
+
+
+def postgres_size(url: str) -> Callable[[], int]:
+    def size() -> int:
+        with psycopg.connect(url, autocommit=True) as conn:
+            tables = [r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'callrelay%%' "
+                "AND schemaname = current_schema()").fetchall()]
+            for table in tables:
+                conn.execute(sql.SQL("VACUUM FULL {}").format(sql.Identifier(table)))
+            row = conn.execute("SELECT sum(pg_total_relation_size(quote_ident(tablename))) "
+                               "FROM pg_tables WHERE tablename LIKE 'callrelay%%' "
+                               "AND schemaname = current_schema()").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+    return size
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure SQLite, and PostgreSQL when --postgres names a server; print a table."""
+    parser = argparse.ArgumentParser(prog="python -m bench.footprint", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--postgres", help="a database URL on the server to measure on "
+                                           "(a database is created there and dropped)")
+    args = parser.parse_args(argv)
+    results: dict[str, list[tuple[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="callrelay-footprint-") as tmp:
+        path = Path(tmp) / "footprint.sqlite3"
+        results["SQLite"] = measure(
+            lambda clock: SQLiteStore(SQLiteDatabase(str(path)), RETENTION, clock),
+            args.calls, sqlite_size(path))
+    if args.postgres:
+        name = f"callrelay_footprint_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(args.postgres, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = urlunsplit(urlsplit(args.postgres)._replace(path="/" + name))
+        try:
+            results["PostgreSQL"] = measure(
+                lambda clock: PostgresStore(PostgresDatabase(url), RETENTION, clock),
+                args.calls, postgres_size(url))
+        finally:
+            with psycopg.connect(args.postgres, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+    print(f"bytes per call ({args.calls:,} phone-to-SDK calls, two legs each)")
+    print(f"{'store':<12} {'live':>8} {'ended, retained':>16} {'tombstones only':>16}")
+    for store, moments in results.items():
+        print(f"{store:<12} " + " ".join(f"{v:>{w},.0f}" for (_, v), w
+                                         in zip(moments, (8, 16, 16), strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: one database shared by several instances (Heroku Postgres, Render's)."""
