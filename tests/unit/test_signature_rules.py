@@ -1,0 +1,164 @@
+"""Which key and algorithm check a Twilio webhook: every combination, written out by hand.
+
+Twilio signs with the Auth Token (HMAC-SHA1) unless the webhook comes from a Webhook Rule,
+which signs with its SharedKey's secret and names the algorithm in
+X-Twilio-Webhooks-Signature-Settings. An API key secret never signs webhooks. A JSON body is
+signed through the URL, which carries the body's SHA-256 (`bodySHA256`), with no parameters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from flask import Flask
+from twilio.request_validator import RequestValidator
+
+from config.settings import Settings
+from web.security import PublicURLs, TwilioSignatures
+
+BASE = "https://relay.example.com"
+AUTH_TOKEN = "auth-token-0123456789abcdef"
+API_SECRET = "api-key-secret-0123456789ab"
+WEBHOOK_SECRET = "webhook-rules-secret-012345"
+KEYS = {"auth token": AUTH_TOKEN, "api secret": API_SECRET, "webhook secret": WEBHOOK_SECRET,
+        "wrong": "not-a-key-anyone-holds"}
+SHA1 = "HMAC_SHA1"
+SHA256 = "HMAC_SHA256"
+FORM = {"CallSid": "CA" + "1" * 32, "CallStatus": "ringing", "From": "client:alice"}
+JSON_BODY = json.dumps({"CallSid": "CA" + "1" * 32, "Event": "message"}).encode()
+ON = "webhook secret configured"
+OFF = "no webhook secret"
+
+
+def checker(configured: str) -> TwilioSignatures:
+    settings = Settings(twilio_account_sid="AC" + "0" * 32, twilio_auth_token=AUTH_TOKEN,
+                        relay_api_tokens=("t" * 32,), twilio_api_key="SK" + "0" * 32,
+                        twilio_api_secret=API_SECRET,
+                        twilio_webhook_secret=WEBHOOK_SECRET if configured == ON else None)
+    return TwilioSignatures(settings, PublicURLs(BASE))
+
+
+def settings_header(algorithm: str | None) -> dict[str, str]:
+    if algorithm is None:
+        return {}
+    value = f"key=webhooks_sharedkey_0123,algorithm={algorithm}"
+    return {"X-Twilio-Webhooks-Signature-Settings": value}
+
+
+def check(configured: str, body: str, signed_with: str, algorithm: str,
+          header: str | None, *, tamper: bool = False) -> bool:
+    """Sign a webhook as described, send it through a request context, and ask `valid`."""
+    validator = RequestValidator(KEYS[signed_with])
+    app = Flask(__name__)
+    if body == "form":
+        url = f"{BASE}/twilio/status"
+        signature = validator.compute_signature(url, FORM, algorithm=algorithm)
+        sent = {**FORM, "CallStatus": "completed"} if tamper else FORM
+        context = app.test_request_context("/twilio/status", method="POST", data=sent,
+                                           headers={"X-Twilio-Signature": signature,
+                                                    **settings_header(header)})
+    else:
+        digest = hashlib.sha256(JSON_BODY).hexdigest()
+        path = f"/twilio/messages?bodySHA256={digest}"
+        signature = validator.compute_signature(BASE + path, {}, algorithm=algorithm)
+        sent_body = JSON_BODY.replace(b"message", b"massage") if tamper else JSON_BODY
+        context = app.test_request_context(path, method="POST", data=sent_body,
+                                           content_type="application/json",
+                                           headers={"X-Twilio-Signature": signature,
+                                                    **settings_header(header)})
+    with context as ctx:
+        return checker(configured).valid(ctx.request)
+
+
+# (configured, body, signed with, algorithm, Signature-Settings header's algorithm) → valid
+TABLE = [
+    # The Auth Token's HMAC-SHA1, no Signature-Settings header: the classic webhook.
+    (OFF, "form", "auth token", SHA1, None, True),
+    (OFF, "json", "auth token", SHA1, None, True),
+    (ON, "form", "auth token", SHA1, None, True),
+    (ON, "json", "auth token", SHA1, None, True),
+    # Without the header the webhook secret is not the key, even when configured.
+    (ON, "form", "webhook secret", SHA1, None, False),
+    (ON, "json", "webhook secret", SHA1, None, False),
+    (ON, "form", "webhook secret", SHA256, None, False),
+    # Without the header the algorithm is SHA-1: a SHA-256 signature does not match.
+    (OFF, "form", "auth token", SHA256, None, False),
+    (OFF, "json", "auth token", SHA256, None, False),
+    # A Webhook Rule: its secret and the header's algorithm.
+    (ON, "form", "webhook secret", SHA256, SHA256, True),
+    (ON, "json", "webhook secret", SHA256, SHA256, True),
+    (ON, "form", "webhook secret", SHA1, SHA1, True),
+    (ON, "json", "webhook secret", SHA1, SHA1, True),
+    # A Webhook Rule's header makes the webhook secret the only key.
+    (ON, "form", "auth token", SHA256, SHA256, False),
+    (ON, "json", "auth token", SHA256, SHA256, False),
+    (ON, "form", "auth token", SHA1, SHA1, False),
+    # The header's algorithm, not another.
+    (ON, "form", "webhook secret", SHA1, SHA256, False),
+    (ON, "json", "webhook secret", SHA1, SHA256, False),
+    (ON, "form", "webhook secret", SHA256, SHA1, False),
+    # A header but no webhook secret configured: the Auth Token, with the header's algorithm.
+    (OFF, "form", "auth token", SHA256, SHA256, True),
+    (OFF, "json", "auth token", SHA256, SHA256, True),
+    (OFF, "form", "auth token", SHA1, SHA256, False),
+    (OFF, "form", "webhook secret", SHA256, SHA256, False),
+    # An API key secret signs no webhook, whatever the header.
+    (OFF, "form", "api secret", SHA1, None, False),
+    (OFF, "json", "api secret", SHA1, None, False),
+    (ON, "form", "api secret", SHA256, SHA256, False),
+    (ON, "json", "api secret", SHA1, None, False),
+    # A key nobody configured.
+    (OFF, "form", "wrong", SHA1, None, False),
+    (ON, "json", "wrong", SHA256, SHA256, False),
+]
+
+
+@pytest.mark.parametrize(("configured", "body", "signed_with", "algorithm", "header", "valid"),
+                         TABLE)
+def test_which_signatures_are_valid(configured, body, signed_with, algorithm, header, valid):
+    assert check(configured, body, signed_with, algorithm, header) is valid
+
+
+@pytest.mark.parametrize(("configured", "body", "signed_with", "algorithm", "header"), [
+    (OFF, "form", "auth token", SHA1, None),
+    (OFF, "json", "auth token", SHA1, None),
+    (ON, "form", "webhook secret", SHA256, SHA256),
+    (ON, "json", "webhook secret", SHA256, SHA256),
+])
+def test_a_changed_body_no_longer_matches(configured, body, signed_with, algorithm, header):
+    assert check(configured, body, signed_with, algorithm, header, tamper=True) is False
+
+
+def test_an_unsigned_request_is_not_valid():
+    with Flask(__name__).test_request_context("/twilio/status", method="POST",
+                                              data=FORM) as ctx:
+        assert checker(OFF).valid(ctx.request) is False
+
+
+@pytest.mark.parametrize(("signed_url", "valid"), [
+    (f"{BASE}/twilio/status", True),
+    ("https://relay.example.com:443/twilio/status", True),
+    ("https://relay.example.com:8443/twilio/status", False),
+    ("http://relay.example.com/twilio/status", False),
+    (f"{BASE}/twilio/voice", False),
+])
+def test_the_url_signed_is_the_public_one_with_or_without_its_default_port(signed_url, valid):
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(signed_url, FORM)
+    with Flask(__name__).test_request_context(
+            "/twilio/status", base_url="http://10.0.0.7:8000", method="POST", data=FORM,
+            headers={"X-Twilio-Signature": signature}) as ctx:
+        assert checker(OFF).valid(ctx.request) is valid
+
+
+@pytest.mark.parametrize(("public_base_url", "url", "expected"), [
+    (None, "http://10.0.0.7:8000/twilio/status", "http://10.0.0.7:8000/twilio/status"),
+    (None, "https://relay.example.com/twilio/status?a=1&b=2",
+     "https://relay.example.com/twilio/status?a=1&b=2"),
+    (BASE, "http://10.0.0.7:8000/twilio/status?x=%C3%A9", f"{BASE}/twilio/status?x=%C3%A9"),
+    ("", "http://10.0.0.7:8000/twilio/voice", "http://10.0.0.7:8000/twilio/voice"),
+])
+def test_public_urls(public_base_url, url, expected):
+    with Flask(__name__).test_request_context(url) as ctx:
+        assert PublicURLs(public_base_url).of(ctx.request) == expected
