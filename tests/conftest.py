@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -53,25 +54,39 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 _CONFIGURED_LOGGERS = ("", "twilio.http_client", "urllib3")
 
 
-@pytest.fixture(autouse=True)
-def hermetic_logging() -> Iterator[None]:
-    """Logging as it was before each test: create_app configures it process-wide.
-
-    Its stdout handler writes to the sys.stdout of the test that built the first app (a
-    capture file pytest closes after that test), and LOG_LEVEL sets the root's level: left in
-    place, one test's app would log into another test's closed stream at its level.
-    """
+@contextmanager
+def _logging_restored() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in _CONFIGURED_LOGGERS]
     levels = [logger.level for logger in loggers]
     handlers = list(loggers[0].handlers)
     yield
     root = loggers[0]
-    for handler in root.handlers:
+    for handler in list(root.handlers):
         if handler not in handlers:
             root.removeHandler(handler)
             handler.close()
     for logger, level in zip(loggers, levels, strict=True):
         logger.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def hermetic_logging() -> Iterator[None]:
+    """Logging as it was before each test: create_app configures it process-wide.
+
+    Its stdout handler writes to the sys.stdout of the test that built the first app, and
+    LOG_LEVEL sets the root's level: left in place, one test's app would log at its level
+    into the stream of another (closed, once pytest ends the run that opened it: the mutation
+    tool runs pytest several times in one process).
+    """
+    with _logging_restored():
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_logging_session() -> Iterator[None]:
+    """The same for what module-scoped apps configured, at the end of the run."""
+    with _logging_restored():
+        yield
 
 
 @pytest.fixture(scope="session")
