@@ -141,6 +141,7 @@ def test_concurrent_lookups_of_one_sid_ask_twilio_once(store, clock):
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
     assert found == ["bob"] * 6
     assert asked(twilio, "fetch_call") == [call.child_sid, call.parent_sid]
     assert asked(twilio, "child_calls") == [call.parent_sid]
@@ -188,15 +189,18 @@ def test_lookups_of_many_offline_identities_are_bounded_per_process(store, clock
     reconciler = Reconciler(store, twilio, clock, budget=budget)
     identities = [f"offline{k}" for k in range(3 * MAX_IN_FLIGHT)]
     start = threading.Barrier(len(identities))
+    found: dict[str, object] = {}  # the threads hand their answers back; this thread asserts
 
     def look_up(identity: str) -> None:
         start.wait()
-        assert reconciler.client(identity) == []
+        found[identity] = reconciler.client(identity)
 
     threads = [threading.Thread(target=look_up, args=(i,)) for i in identities]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert found == {identity: [] for identity in identities}
     assert sorted(asked(twilio, "calls_for_client")) == sorted(f"client:{i}" for i in identities)
     assert twilio.most <= MAX_IN_FLIGHT
