@@ -61,8 +61,8 @@ class Scene:
 
     def __init__(self, *outcomes: Outcome, policy: RetryPolicy = POLICY,
                  retry_after: float | None = None, oversleep_s: float = 0.0,
-                 breaker: Breaker | None = None) -> None:
-        self.clock = FakeClock(now=T0)
+                 breaker: Breaker | None = None, start: float = T0) -> None:
+        self.clock = FakeClock(now=start)
         self.outcomes = list(outcomes)
         self.timeouts: list[float | None] = []
         self.slept: list[float] = []
@@ -193,9 +193,9 @@ def test_a_given_deadline_is_used_as_it_is():
 
 
 def test_a_tenth_of_a_second_left_is_still_tried():
-    scene = Scene(Outcome())
-    assert scene.run(deadline=T0 + 0.1) == "answer"
-    assert scene.timeouts == [pytest.approx(0.1), None]
+    scene = Scene(Outcome(), start=0.0)  # 0.1 - 0.0 is exactly 0.1 (1000.1 - 1000 is not)
+    assert scene.run(deadline=0.1) == "answer"
+    assert scene.timeouts == [0.1, None]
 
 
 def test_no_time_left_gives_up_before_asking():
@@ -212,9 +212,12 @@ def test_no_time_left_gives_up_before_asking():
 
 def test_gives_up_when_the_next_wait_would_pass_the_deadline():
     # Fails at t=5 (sleep 0.25), at 10.25 (sleep 0.5), at 15.75: the next wait ends past 15.
-    scene = Scene(*[Outcome(rest(503, 20500), 5.0)] * 4)
+    last = rest(503, 20500)
+    scene = Scene(Outcome(rest(503, 20500), 5.0), Outcome(rest(503, 20500), 5.0),
+                  Outcome(last, 5.0))
     with pytest.raises(TwilioUnavailable) as unavailable:
         scene.run()
+    assert unavailable.value.__cause__ is last  # Twilio's own error, for the log's traceback
     assert scene.calls == 3
     assert scene.slept == [0.25, 0.5]
     assert scene.timeouts == [10.0, 9.75, 4.25, None]
@@ -243,6 +246,7 @@ def test_timeouts_give_up_as_a_timeout():
     scene = Scene(*[Outcome(requests.Timeout("read"), 10.0)] * 3)
     with pytest.raises(TwilioTimeout) as timeout:
         scene.run()
+    assert isinstance(timeout.value.__cause__, requests.Timeout)
     assert timeout.value.message == "Twilio did not answer in time; could not fetch the call."
     assert timeout.value.details == {"attempts": 2}
     assert scene.breaker.recorded == [(None, None), (None, None)]
@@ -261,6 +265,7 @@ def test_a_sleep_that_overran_the_deadline_reports_the_last_failure():
     with pytest.raises(TwilioUnavailable) as unavailable:
         scene.run()
     assert scene.calls == 1
+    assert unavailable.value.message == "Twilio is overloaded or failing; could not fetch the call."
     assert unavailable.value.details == {"twilio_status": 502, "twilio_code": None,
                                          "attempts": 1}
 
@@ -436,3 +441,11 @@ def test_a_failed_page_with_a_5xx_is_retried():
 ])
 def test_retry_after_header(header, seconds):
     assert retry_after_seconds(header) == seconds
+
+
+def test_the_logged_wait_is_rounded_to_hundredths(caplog):
+    scene = Scene(Outcome(rest(429)), Outcome(), retry_after=1.2345)
+    with caplog.at_level(logging.WARNING, logger="callrelay.twilio"):
+        scene.run()
+    [record] = caplog.records
+    assert record.retry_in_s == 1.23
