@@ -7,8 +7,9 @@ import threading
 import pytest
 
 from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone
-from services.errors import TwilioUnavailable
+from services.errors import LookupBudgetExhausted, TwilioUnavailable
 from services.legs.model import LegEvent
+from services.legs.rules import Retention
 from services.use_cases.lookup_budget import MAX_IN_FLIGHT, Budget, LookupBudget
 from services.use_cases.reconcile import CACHE_S, ERROR_CACHE_S, Reconciler
 from tests.support.calls import as_twilio_knows, record
@@ -204,3 +205,120 @@ def test_lookups_of_many_offline_identities_are_bounded_per_process(store, clock
     assert found == {identity: [] for identity in identities}
     assert sorted(asked(twilio, "calls_for_client")) == sorted(f"client:{i}" for i in identities)
     assert twilio.most <= MAX_IN_FLIGHT
+
+
+# --- what each lookup reports and spends ----------------------------------------------------
+
+class Outcomes:
+    """Records what the lookups report (the metrics' hook)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.refused: list[tuple[str, str]] = []
+
+    def lookup(self, kind: str, outcome: str) -> None:
+        self.seen.append((kind, outcome))
+
+    def lookup_refused(self, kind: str, reason: str) -> None:
+        self.refused.append((kind, reason))
+
+
+@pytest.fixture
+def outcomes() -> Outcomes:
+    return Outcomes()
+
+
+def reporting(store, twilio, clock, outcomes, budget=None) -> Reconciler:
+    return Reconciler(store, twilio, clock, budget=budget, observer=outcomes)
+
+
+def test_each_lookup_reports_its_outcome(store, twilio, clock, outcomes):
+    reconciler = reporting(store, twilio, clock, outcomes)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    unknown = new_call_sid()
+    assert reconciler.call(unknown) is None
+    assert reconciler.call(unknown) is None
+    reconciler.call(call.child_sid)
+    assert reconciler.client("nobody") == []
+    assert reconciler.client("nobody") == []
+    assert outcomes.seen == [
+        ("call", "unknown"), ("call", "cached"),
+        ("call", "found"), ("call", "found"), ("children", "found"),  # the child, its parent
+        ("client", "unknown"), ("client", "cached")]
+
+
+def test_a_parent_twilio_does_not_know_is_reported_unknown(store, twilio, clock, outcomes):
+    reconciler = reporting(store, twilio, clock, outcomes)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    child = [e for e in as_twilio_knows(call.answer) if e.call_sid == call.child_sid]
+    twilio.knows(*child)
+    leg = reconciler.call(call.child_sid)
+    assert leg is not None and leg.parent_sid == call.parent_sid
+    assert store.get(call.parent_sid) is None
+    assert outcomes.seen == [("call", "found"), ("call", "unknown"), ("children", "found")]
+
+
+def test_a_failed_lookup_is_reported_and_its_error_is_a_copy(store, twilio, clock, outcomes):
+    reconciler = reporting(store, twilio, clock, outcomes)
+    sid = new_call_sid()
+    twilio.fail("fetch_call", TwilioUnavailable("down"))
+    with pytest.raises(TwilioUnavailable) as first:
+        reconciler.call(sid)
+    with pytest.raises(TwilioUnavailable) as second:
+        reconciler.call(sid)
+    assert second.value is not first.value and second.value.message == "down"
+    assert outcomes.seen == [("call", "failed"), ("call", "cached")]
+
+
+def test_a_failed_parent_lookup_is_not_remembered_under_the_childs_sid(store, twilio, clock):
+    reconciler = Reconciler(store, twilio, clock)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    twilio.fail("fetch_call", TwilioUnavailable("down"), call_sid=call.parent_sid)
+    with pytest.raises(TwilioUnavailable):
+        reconciler.call(call.child_sid)
+    # The child was recorded before its parent's lookup failed: it answers from the store.
+    assert reconciler.call(call.child_sid) == store.get(call.child_sid)
+
+
+def test_children_found_and_unknown(store, twilio, clock, outcomes):
+    reconciler = reporting(store, twilio, clock, outcomes)
+    reconciler.children(new_call_sid())
+    assert outcomes.seen == [("children", "unknown")]
+
+
+def test_an_identity_lookup_spends_four_requests_of_the_budget(store, twilio, clock, outcomes):
+    budget = LookupBudget(Budget(rate_per_s=0.001, burst=9), clock=clock)
+    reconciler = reporting(store, twilio, clock, outcomes, budget)
+    reconciler.client("a")
+    reconciler.client("b")
+    with pytest.raises(LookupBudgetExhausted):
+        reconciler.client("c")  # 1 token left of 9
+    reconciler.call(new_call_sid())  # a call lookup costs one
+    assert asked(twilio, "calls_for_client") == ["client:a", "client:b"]
+    assert len(twilio.made("fetch_call")) == 1
+
+
+def test_a_lookup_refused_by_the_budget_is_not_remembered(store, twilio, clock):
+    budget = LookupBudget(Budget(rate_per_s=1.0, burst=1), clock=clock)
+    reconciler = Reconciler(store, twilio, clock, budget=budget)
+    reconciler.call(new_call_sid())
+    sid = new_call_sid()
+    with pytest.raises(LookupBudgetExhausted):
+        reconciler.call(sid)
+    clock.advance(1.0)  # a token again; the refusal was not an answer to remember
+    assert reconciler.call(sid) is None
+    assert asked(twilio, "fetch_call")[-1] == sid
+
+
+def test_an_ended_call_past_its_retention_answers_from_its_tombstone(twilio, clock):
+    # Kept no time at all after it ends: the store holds only its tombstone once recorded.
+    store = MemoryLegStore(retention=Retention(leg_retention_s=0.0), clock=clock)
+    reconciler = Reconciler(store, twilio, clock)
+    call = sdk_calls_phone(ACCOUNT_SID)
+    twilio.knows(LegEvent(call.parent_sid, "completed", from_="client:alice"))
+    leg = reconciler.call(call.parent_sid)
+    assert leg is not None and (leg.status, leg.identity) == ("completed", "alice")
+    assert store.get(call.parent_sid) is None  # forgotten already: no children to list
+    assert twilio.made("child_calls") == []
