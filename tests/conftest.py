@@ -24,9 +24,11 @@ from tests.support.relay import Relay
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--order", choices=("file", "reverse", "random"), default="file",
-                     help="run the tests in file order, reversed, or shuffled: every layer "
-                          "must pass in one process in any order (mutation testing runs it so)")
+    parser.addoption("--order", choices=("file", "reverse", "random", "layers"),
+                     default="file",
+                     help="run the tests in file order, reversed, shuffled, or by layer (unit "
+                          "tests first: scripts/mutation's mutants then fail fast): every layer "
+                          "must pass in one process in any order")
     parser.addoption("--order-seed", type=int, default=None,
                      help="seed of --order random (printed in the header; random by default)")
 
@@ -48,6 +50,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items.reverse()
     elif order == "random":
         random.Random(config.getoption("order_seed")).shuffle(items)
+    elif order == "layers":
+        layers = ("tests/unit/", "tests/http/", "tests/forwarding/")
+        items.sort(key=lambda item: next((n for n, layer in enumerate(layers)
+                                          if item.nodeid.startswith(layer)), len(layers)))
 
 
 # Loggers whose level create_app sets (services/observability/logs.py), besides the root.
