@@ -162,3 +162,12 @@ def test_the_url_signed_is_the_public_one_with_or_without_its_default_port(signe
 def test_public_urls(public_base_url, url, expected):
     with Flask(__name__).test_request_context(url) as ctx:
         assert PublicURLs(public_base_url).of(ctx.request) == expected
+
+
+def test_a_query_that_is_not_utf8_is_read_with_replacement_characters():
+    # WSGI hands the query string over as latin-1 text: here the raw byte 0xFF.
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/twilio/status",
+               "QUERY_STRING": "x=%ff&y=\xff", "SERVER_NAME": "10.0.0.7", "SERVER_PORT": "8000",
+               "wsgi.url_scheme": "http"}
+    with Flask(__name__).request_context(environ) as ctx:
+        assert PublicURLs(BASE).of(ctx.request) == f"{BASE}/twilio/status?x=%ff&y=\ufffd"
