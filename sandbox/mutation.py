@@ -22,7 +22,7 @@ from sandbox.devtools import ROOT
 
 GATE_TOTAL = 90.0
 GATE_EACH = 80.0
-# mutmut's exit codes (mutmut/stats.py): what each verdict counts as here.
+# mutmut's exit codes (its `stats` module): what each verdict counts as here.
 KILLED = {1, 3, 37}                    # a test failed; pytest crashed; the type check failed
 TIMED_OUT = {36, 24, -24, 152, 255}
 SURVIVED = {0, 5, 33}                  # every test passed; no test covers the mutant
