@@ -12,6 +12,7 @@ from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone, sdk_ca
 from services.errors import (
     AmbiguousTarget,
     CallNotFound,
+    ConferenceNotFound,
     IdentityNotFound,
     LegNotLive,
     NoSuchLeg,
@@ -303,3 +304,66 @@ def test_when_every_leg_fails_each_was_tried_and_the_failure_is_the_error(notifi
     with pytest.raises(TwilioUnavailable):
         notify(notifier, identity="alice")
     assert sorted(sent_to(twilio)) == sorted([a, b])
+
+
+# --- the exact errors a caller reads --------------------------------------------------------
+
+def test_an_unknown_call_says_so_and_names_it(notifier):
+    unknown = new_call_sid()
+    with pytest.raises(CallNotFound) as err:
+        notify(notifier, call_sid=unknown)
+    assert err.value.message == "Neither callrelay nor Twilio knows a call with this SID."
+    assert err.value.details == {"call_sid": unknown}
+
+
+def test_a_call_ended_past_retention_says_when_it_ended(twilio):
+    clock = FakeClock()
+    store = MemoryLegStore(Retention(leg_retention_s=60), clock)
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.steps)
+    clock.advance(61)
+    twilio.knows(*as_twilio_knows(call.steps))
+    with pytest.raises(LegNotLive) as err:
+        notify(notifier, call_sid=call.parent_sid)
+    assert err.value.message == ("The call leg is completed; it ended more than "
+                                 "LEG_RETENTION_S ago.")
+    assert err.value.details == {"call_sid": call.parent_sid, "status": "completed"}
+
+
+def test_an_identity_without_a_live_call_says_whose(notifier):
+    with pytest.raises(IdentityNotFound) as err:
+        notify(notifier, identity="nobody")
+    assert err.value.message == "No live call for the Voice SDK client 'nobody'."
+    assert err.value.details == {"identity": "nobody"}
+
+
+def test_a_registry_older_than_the_longest_call_is_not_second_guessed(twilio):
+    clock = FakeClock()
+    store = MemoryLegStore(Retention(), clock)
+    notifier = Notifier(store, twilio, DEADLINE_S, max_call_duration_s=600.0)
+    assert store.registry_age() == 0.0  # the registry begins now
+    clock.advance(599.0)
+    with pytest.raises(IdentityNotFound):
+        notify(notifier, identity="nobody")
+    assert len(twilio.made("calls_for_client")) == 1  # younger: Twilio is asked
+    clock.advance(1.0)
+    with pytest.raises(IdentityNotFound):
+        notify(notifier, identity="someone")
+    assert len(twilio.made("calls_for_client")) == 1  # as old as the longest call: not asked
+
+
+def test_without_a_conference_registry_no_conference_is_found(notifier):
+    with pytest.raises(ConferenceNotFound) as err:
+        notify(notifier, conference="standup")
+    assert err.value.message == "This callrelay keeps no conference registry."
+    assert err.value.details == {"conference": "standup"}
+
+
+def test_one_deadline_for_the_whole_request(notifier, store, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    before = time.monotonic()
+    notify(notifier, call_sid=call.parent_sid)
+    [sent] = twilio.made("send_message")
+    assert before + DEADLINE_S <= sent.deadline <= time.monotonic() + DEADLINE_S
