@@ -59,6 +59,7 @@ def run(arrivals: list[tuple[float, dict[str, str]]]) -> Conference:
 
 
 def seen(conference: Conference) -> tuple:
+    assert conference.sid == CF
     return (conference.status, conference.friendly_name, conference.started_at,
             conference.ended_at, [p.call_sid for p in conference.present()],
             [p.call_sid for p in conference.participants], conference.updated_at)
@@ -109,6 +110,16 @@ TABLE = {
         [(T + 2, cb("participant-join", ALICE, seq=3)),
          (T + 9, cb("participant-leave", ALICE, seq=3))],
         ("init", "standup", None, None, [], [ALICE], T + 9)),
+    "of two leaves out of order, the latest counts": (
+        [(T + 2, cb("participant-join", ALICE, seq=5, stamp=5)),
+         (T + 3, cb("participant-leave", ALICE, seq=6, stamp=6)),
+         (T + 4, cb("participant-leave", ALICE, seq=4, stamp=4))],
+        ("init", "standup", None, None, [], [ALICE], T + 3)),
+    "of two joins out of order, the latest counts": (
+        [(T + 2, cb("participant-leave", ALICE, seq=5, stamp=5)),
+         (T + 3, cb("participant-join", ALICE, seq=6, stamp=6)),
+         (T + 4, cb("participant-join", ALICE, seq=4, stamp=4))],
+        ("init", "standup", None, None, [ALICE], [ALICE], T + 3)),
     "duplicates change nothing": (
         [(T + 1, cb("conference-start", seq=1, stamp=0)),
          (T + 2, cb("participant-join", ALICE, seq=2, stamp=1)),

@@ -19,6 +19,7 @@ from services.errors import (
     TwilioRefused,
     TwilioUnavailable,
 )
+from services.legs.conferences import Conference, Mark, Participant
 from services.legs.model import LegEvent
 from services.legs.rules import Retention
 from services.use_cases.notify import Notifier, parse_request
@@ -367,3 +368,30 @@ def test_one_deadline_for_the_whole_request(notifier, store, twilio):
     notify(notifier, call_sid=call.parent_sid)
     [sent] = twilio.made("send_message")
     assert before + DEADLINE_S <= sent.deadline <= time.monotonic() + DEADLINE_S
+
+
+class OneConference:
+    """A conference registry that holds one conference."""
+
+    def __init__(self, conference: Conference) -> None:
+        self.conference = conference
+
+    def get(self, sid: str) -> Conference | None:
+        return self.conference if sid == self.conference.sid else None
+
+    def find(self, name: str) -> Conference | None:
+        return self.conference if name == self.conference.friendly_name else None
+
+
+def test_a_conferences_unknown_participants_are_looked_up_within_the_deadline(store, twilio):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    standup = Conference(sid="CF" + "c" * 32, friendly_name="standup", started_at=1.0,
+                         participants=(Participant(call.child_sid, joined=Mark(1, 1.0)),))
+    notifier = Notifier(store, twilio, DEADLINE_S, conferences=OneConference(standup))
+    before = time.monotonic()
+    notify(notifier, conference="standup")
+    [lookup] = twilio.made("fetch_call", call.child_sid)
+    assert lookup.deadline is not None
+    assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
+    assert sent_to(twilio) == [call.child_sid]
