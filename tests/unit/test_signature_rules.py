@@ -16,7 +16,8 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 
 from config.settings import Settings
-from web.security import PublicURLs, TwilioSignatures
+from services.errors import RelayError
+from web.security import BearerTokens, PublicURLs, TwilioSignatures
 
 BASE = "https://relay.example.com"
 AUTH_TOKEN = "auth-token-0123456789abcdef"
@@ -171,3 +172,94 @@ def test_a_query_that_is_not_utf8_is_read_with_replacement_characters():
                "wsgi.url_scheme": "http"}
     with Flask(__name__).request_context(environ) as ctx:
         assert PublicURLs(BASE).of(ctx.request) == f"{BASE}/twilio/status?x=%ff&y=\ufffd"
+
+
+# --- the decorators: 403 for a bad signature, 401 for a bad bearer token ---------------------
+
+def guarded_app(configured: str = OFF) -> Flask:
+    app = Flask(__name__)
+    signatures = checker(configured)
+    tokens = BearerTokens(("token-one-0123456789", "token-two-0123456789"))
+
+    @app.errorhandler(RelayError)
+    def relay_error(error: RelayError):
+        return error.to_json(), error.status
+
+    @app.post("/twilio/status")
+    @signatures.required
+    def hook():
+        return "hooked"
+
+    @app.get("/api")
+    @tokens.required
+    def api():
+        return "served"
+
+    return app
+
+
+def test_a_signed_webhook_reaches_the_view_and_a_forged_one_is_403():
+    client = guarded_app().test_client()
+    url = f"{BASE}/twilio/status"
+    good = RequestValidator(AUTH_TOKEN).compute_signature(url, FORM)
+    answer = client.post("/twilio/status", base_url=BASE, data=FORM,
+                         headers={"X-Twilio-Signature": good})
+    assert (answer.status_code, answer.text) == (200, "hooked")
+    forged = client.post("/twilio/status", base_url=BASE, data=FORM,
+                         headers={"X-Twilio-Signature": "bm9wZQ=="})
+    assert forged.status_code == 403
+    assert forged.json == {"error": {"code": "invalid_signature", "message": (
+        "The X-Twilio-Signature header is missing or does not match this request; check "
+        "TWILIO_AUTH_TOKEN and PUBLIC_BASE_URL.")}}
+
+
+def test_a_request_the_validator_chokes_on_is_403_not_500():
+    client = guarded_app().test_client()
+    # Not UTF-8 in the query: reading its arguments fails before any signature is checked.
+    answer = client.post("/twilio/status?x=%ff", base_url=BASE, data=FORM,
+                         headers={"X-Twilio-Signature": "bm9wZQ=="},
+                         environ_overrides={"QUERY_STRING": "x=\xff"})
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize(("authorization", "served"), [
+    ("Bearer token-one-0123456789", True),
+    ("Bearer token-two-0123456789", True),
+    ("bearer token-two-0123456789", True),
+    ("BEARER token-one-0123456789", True),
+    ("Bearer  token-one-0123456789 ", True),
+    ("Bearer token-one-012345678", False),
+    ("Bearer token-one-0123456789x", False),
+    ("Basic token-one-0123456789", False),
+    ("Bearer", False),
+    ("Bearer ", False),
+    ("token-one-0123456789", False),
+    ("", False),
+    (None, False),
+])
+def test_bearer_tokens(authorization, served):
+    client = guarded_app().test_client()
+    answer = client.get("/api", headers={"Authorization": authorization} if authorization
+                        else {})
+    if served:
+        assert (answer.status_code, answer.text) == (200, "served")
+    else:
+        assert answer.status_code == 401
+        assert answer.json == {"error": {"code": "unauthorized", "message": (
+            "A valid bearer token is required: Authorization: Bearer <one of "
+            "RELAY_API_TOKENS>.")}}
+
+
+def test_no_configured_token_serves_nobody():
+    app = Flask(__name__)
+
+    @app.errorhandler(RelayError)
+    def relay_error(error: RelayError):
+        return error.to_json(), error.status
+
+    @app.get("/api")
+    @BearerTokens(()).required
+    def api():
+        return "served"
+
+    assert app.test_client().get("/api", headers={"Authorization": "Bearer x"}).status_code == 401
