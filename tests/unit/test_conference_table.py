@@ -291,7 +291,9 @@ def test_conference_refs():
     with pytest.raises(ValidationFailed) as refused:
         conference_ref(" x", field="target")
     assert refused.value.details == {"field": "target"}
-    assert refused.value.message.startswith("target must be a conference SID")
+    assert refused.value.message == (
+        "target must be a conference SID (CF followed by 32 hex digits) or a name of 1 to 128 "
+        "letters, digits, spaces and _.@+- (no space at either end).")
 
 
 # --- expiry and tombstones -----------------------------------------------------------------

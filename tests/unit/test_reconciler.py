@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -322,3 +323,67 @@ def test_an_ended_call_past_its_retention_answers_from_its_tombstone(twilio, clo
     assert leg is not None and (leg.status, leg.identity) == ("completed", "alice")
     assert store.get(call.parent_sid) is None  # forgotten already: no children to list
     assert twilio.made("child_calls") == []
+
+
+def test_every_lookup_is_made_within_the_callers_deadline(store, twilio, clock):
+    reconciler = Reconciler(store, twilio, clock)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    reconciler.call(call.child_sid, deadline=77.0)
+    reconciler.client("bob", deadline=78.0)
+    reconciler.client("nobody", deadline=79.0)
+    assert [(r.method, r.deadline) for r in twilio.requests] == [
+        ("fetch_call", 77.0), ("fetch_call", 77.0), ("child_calls", 77.0),
+        ("calls_for_client", 79.0)]  # bob's leg is in the store by then: no lookup
+
+
+def test_failures_and_refusals_are_reported_by_kind(store, twilio, clock, outcomes):
+    refusals = Outcomes()
+    budget = LookupBudget(Budget(rate_per_s=0.001, burst=3), clock=clock, observer=refusals)
+    reconciler = reporting(store, twilio, clock, outcomes, budget)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    twilio.fail("fetch_call", TwilioUnavailable("down"), call_sid=call.parent_sid)
+    with pytest.raises(TwilioUnavailable):
+        reconciler.call(call.child_sid)  # the child is found, its parent's lookup fails
+    twilio.fail("child_calls", TwilioUnavailable("down"))
+    with pytest.raises(TwilioUnavailable):
+        reconciler.children(call.parent_sid)
+    with pytest.raises(TwilioUnavailable):
+        reconciler.children(call.parent_sid)  # the failure, remembered briefly
+    with pytest.raises(LookupBudgetExhausted):
+        reconciler.client("nobody")  # 4 requests: the 3 tokens are spent
+    with pytest.raises(LookupBudgetExhausted):
+        reconciler.call(new_call_sid())
+    assert outcomes.seen == [("call", "found"), ("call", "failed"), ("children", "failed"),
+                             ("children", "cached")]
+    assert refusals.refused == [("client", "rate"), ("call", "rate")]
+
+
+def test_a_lookup_past_its_deadline_does_not_wait_for_a_slot(store, twilio, clock,
+                                                              monkeypatch):
+    # Without a deadline a lookup would wait this long for a slot: here, past the test's own.
+    monkeypatch.setattr("services.use_cases.lookup_budget.SLOT_WAIT_S", 3600.0)
+    budget = LookupBudget(in_flight=1, clock=clock)
+    reconciler = Reconciler(store, twilio, clock, budget=budget)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    outcome: list[object] = []
+
+    def look_up(what) -> None:
+        try:
+            outcome.append(what())
+        except Exception as error:  # handed back: this thread asserts
+            outcome.append(error)
+
+    past = time.monotonic() - 1.0
+    lookups = [lambda: reconciler.call(call.child_sid, past),
+               lambda: reconciler.children(call.parent_sid, past),
+               lambda: reconciler.client("bob", past)]
+    with budget.spend("call", 1, None):  # the only slot, taken
+        for lookup in lookups:
+            thread = threading.Thread(target=look_up, args=(lookup,), daemon=True)
+            thread.start()
+            thread.join(timeout=30)
+            assert not thread.is_alive(), "the lookup waited for a slot past its deadline"
+    assert [type(o) for o in outcome] == [LookupBudgetExhausted] * 3
+    assert twilio.requests == []
