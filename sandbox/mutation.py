@@ -72,7 +72,7 @@ def configured_modules(root: Path = ROOT) -> list[str]:
 
 
 def mutant_glob(module: str) -> str:
-    """mutmut's name pattern for a module's mutants: a/b.py → a.b.*"""
+    """mutmut's name pattern for a module's mutants: its dotted name and `.*`."""
     return module.removesuffix(".py").replace("/", ".") + ".*"
 
 
