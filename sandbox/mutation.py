@@ -106,6 +106,18 @@ def report(tallies: dict[str, Tally]) -> str:
     return "\n".join(lines)
 
 
+def markdown(tallies: dict[str, Tally]) -> str:
+    """The same table in Markdown, as docs/mutation.md holds it."""
+    lines = ["| module | killed | timed out | survived | total | kill % |",
+             "|---|---:|---:|---:|---:|---:|"]
+    rows = [*((f"`{m}`", t) for m, t in tallies.items()),
+            ("**together**", sum(tallies.values(), Tally()))]
+    for name, t in rows:
+        lines.append(f"| {name} | {t.killed} | {t.timed_out} | {t.survived + t.other} | "
+                     f"{t.total} | {t.percent:.1f} |")
+    return "\n".join(lines)
+
+
 def survivors(module: str, root: Path = ROOT) -> list[str]:
     """The names of `module`'s mutants that survived (for `mutmut show NAME`)."""
     return sorted(name for name, code in read_verdicts(module, root).items()
@@ -131,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="print the last run's results without running mutmut")
     parser.add_argument("--survivors", action="store_true",
                         help="also list the surviving mutants' names")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the table in Markdown (docs/mutation.md)")
     args = parser.parse_args(argv)
     known = configured_modules()
     modules = args.modules or known
@@ -148,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"scripts/mutation: mutmut run failed ({run.returncode})", file=sys.stderr)
             return run.returncode
     tallies = {m: tally(read_verdicts(m).values()) for m in modules}
-    print(report(tallies))
+    print(markdown(tallies) if args.markdown else report(tallies))
     if args.survivors:
         for module in modules:
             for name in survivors(module):

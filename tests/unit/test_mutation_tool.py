@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from sandbox.mutation import Tally, configured_modules, gate_failures, mutant_glob, report, tally
+from sandbox.mutation import (
+    Tally,
+    configured_modules,
+    gate_failures,
+    markdown,
+    mutant_glob,
+    report,
+    tally,
+)
 
 
 def test_mutmut_exit_codes_are_counted_as_verdicts():
@@ -40,3 +48,11 @@ def test_modules_and_their_mutant_names():
             "services/twilio/dial_policy.py"} <= set(modules)
     assert not any(m.endswith("__init__.py") for m in modules)
     assert mutant_glob("services/legs/rules.py") == "services.legs.rules.*"
+
+
+def test_the_markdown_table():
+    assert markdown({"a.py": Tally(killed=9, survived=1)}).splitlines() == [
+        "| module | killed | timed out | survived | total | kill % |",
+        "|---|---:|---:|---:|---:|---:|",
+        "| `a.py` | 9 | 0 | 1 | 10 | 90.0 |",
+        "| **together** | 9 | 0 | 1 | 10 | 90.0 |"]
