@@ -352,6 +352,11 @@ def test_a_registry_older_than_the_longest_call_is_not_second_guessed(twilio):
     with pytest.raises(IdentityNotFound):
         notify(notifier, identity="someone")
     assert len(twilio.made("calls_for_client")) == 1  # as old as the longest call: not asked
+    # A live leg in the registry is found there, whatever its age.
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    notify(notifier, identity="alice")
+    assert sent_to(twilio) == [call.parent_sid]
 
 
 def test_without_a_conference_registry_no_conference_is_found(notifier):
@@ -395,3 +400,12 @@ def test_a_conferences_unknown_participants_are_looked_up_within_the_deadline(st
     assert lookup.deadline is not None
     assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
     assert sent_to(twilio) == [call.child_sid]
+
+
+def test_an_identity_is_looked_up_within_the_requests_deadline(notifier, twilio):
+    before = time.monotonic()
+    with pytest.raises(IdentityNotFound):
+        notify(notifier, identity="nobody")
+    [lookup] = twilio.made("calls_for_client")
+    assert lookup.deadline is not None
+    assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S

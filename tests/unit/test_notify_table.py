@@ -206,3 +206,20 @@ def test_several_live_legs_are_ambiguous():
     assert type(error) is AmbiguousTarget
     assert error.message == "Several live SDK legs match; name one by its call_sid."
     assert error.details == {"candidates": [SDK_CHILD.to_json(), RINGING_CHILD.to_json()]}
+
+
+def test_the_sdk_leg_given_is_not_live():
+    error = refusal([leg(P, "completed", identity="alice"), PHONE_CHILD],
+                    leg(P, "completed", identity="alice"), "sdk")
+    assert type(error) is LegNotLive
+    assert error.message == ("The SDK leg is completed; Twilio accepts messages only while a "
+                             "leg is ringing or in-progress.")
+
+
+def test_the_parent_leg_is_not_live():
+    ended = leg(P, "completed")
+    error = refusal([ended, SDK_CHILD], SDK_CHILD, "parent")
+    assert type(error) is LegNotLive
+    assert error.message == ("The parent leg is completed; Twilio accepts messages only while "
+                             "a leg is ringing or in-progress.")
+    assert error.details == {"leg": ended.to_json()}

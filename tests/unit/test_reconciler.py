@@ -387,3 +387,41 @@ def test_a_lookup_past_its_deadline_does_not_wait_for_a_slot(store, twilio, cloc
             assert not thread.is_alive(), "the lookup waited for a slot past its deadline"
     assert [type(o) for o in outcome] == [LookupBudgetExhausted] * 3
     assert twilio.requests == []
+
+
+def test_an_ended_leg_still_retained_is_completed_with_its_parent_and_siblings(store, twilio,
+                                                                               clock):
+    reconciler = Reconciler(store, twilio, clock)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.steps))  # the call is over: every leg completed
+    leg = reconciler.call(call.child_sid)
+    assert leg is not None and leg.status == "completed"
+    assert asked(twilio, "fetch_call") == [call.child_sid, call.parent_sid]
+    assert asked(twilio, "child_calls") == [call.parent_sid]
+
+
+def test_a_client_found_at_twilio_is_reported_found(store, twilio, clock, outcomes):
+    reconciler = reporting(store, twilio, clock, outcomes)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    assert [leg.call_sid for leg in reconciler.client("bob")] == [call.child_sid]
+    assert outcomes.seen == [("client", "found")]
+
+
+def test_the_reconcilers_maps_hold_only_recent_keys(store, twilio, clock):
+    # A memory bound no public call shows: the answers kept and the per-key locks stay as few
+    # as the keys looked up in the last CACHE_S (private state, read on purpose).
+    reconciler = Reconciler(store, twilio, clock)
+    first, second, third = new_call_sid(), new_call_sid(), new_call_sid()
+    reconciler.call(first)
+    clock.advance(CACHE_S)  # exactly CACHE_S old: still kept
+    reconciler.call(second)
+    assert set(reconciler._answers) == {first, second}
+    assert set(reconciler._locks) == {first, second}
+    clock.advance(0.5)  # the first answer is now older than CACHE_S: it and its lock go
+    reconciler.call(third)
+    assert set(reconciler._answers) == {second, third}
+    assert set(reconciler._locks) == {second, third}
+    reconciler.children(third)
+    reconciler.client("nobody")
+    assert set(reconciler._locks) == {second, third, f"children:{third}", "client:nobody"}
