@@ -124,6 +124,29 @@ def survivors(module: str, root: Path = ROOT) -> list[str]:
                   if code in SURVIVED)
 
 
+def run_mutmut(modules: list[str], max_children: int) -> int:
+    """Run mutmut on `modules`' mutants (every one re-tested); its exit status.
+
+    Its progress spinner goes to a terminal; elsewhere (CI) its output goes to
+    mutants/mutmut-run.log, whose end is shown when the run fails.
+    """
+    mutmut = Path(sys.executable).with_name("mutmut")
+    command = [str(mutmut), "run", "--max-children", str(max_children),
+               *map(mutant_glob, modules)]
+    if sys.stdout.isatty():
+        return subprocess.run(command, cwd=ROOT, check=False).returncode
+    log = ROOT / "mutants" / "mutmut-run.log"
+    log.parent.mkdir(exist_ok=True)
+    with log.open("w") as out:
+        returncode = subprocess.run(command, cwd=ROOT, check=False, stdout=out,
+                                    stderr=subprocess.STDOUT).returncode
+    if returncode != 0:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-40:]
+        print("\n".join(tail), file=sys.stderr)
+        print(f"scripts/mutation: mutmut run failed ({returncode})", file=sys.stderr)
+    return returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/mutation", description=__doc__)
     parser.add_argument("modules", nargs="*", help="paths such as services/legs/rules.py "
@@ -152,15 +175,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"not configured for mutation in pyproject.toml: {', '.join(unknown)}")
     if not args.report_only:
-        mutmut = Path(sys.executable).with_name("mutmut")
-        # mutmut keeps verdicts between runs and re-tests only what changed; its progress
-        # spinner goes to a terminal only.
-        run = subprocess.run([str(mutmut), "run", "--max-children", str(args.max_children),
-                              *map(mutant_glob, modules)], cwd=ROOT, check=False,
-                             stdout=None if sys.stdout.isatty() else subprocess.DEVNULL)
-        if run.returncode != 0:
-            print(f"scripts/mutation: mutmut run failed ({run.returncode})", file=sys.stderr)
-            return run.returncode
+        returncode = run_mutmut(modules, args.max_children)
+        if returncode != 0:
+            return returncode
     tallies = {m: tally(read_verdicts(m).values()) for m in modules}
     print(markdown(tallies) if args.markdown else report(tallies))
     if args.survivors:
