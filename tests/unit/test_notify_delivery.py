@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import threading
 import time
@@ -20,6 +21,8 @@ from services.use_cases.notify_delivery import (
 )
 
 A, B, C = ("CA" + ch * 32 for ch in "abc")
+# What a request's log records carry (its id): the sends must see the caller's.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 
 
 class ScriptedTwilio:
@@ -36,6 +39,7 @@ class ScriptedTwilio:
         self.contents: list[str] = []
         self.deadlines: list[float | None] = []
         self.threads: set[str] = set()
+        self.requests: list[str] = []
         self._lock = threading.Lock()
 
     def send_message(self, call_sid: str, content: str, idempotency_key: str | None, *,
@@ -45,6 +49,7 @@ class ScriptedTwilio:
             self.contents.append(content)
             self.deadlines.append(deadline)
             self.threads.add(threading.current_thread().name)
+            self.requests.append(REQUEST_ID.get())
         if self.together is not None:
             self.together.wait(timeout=30)  # BrokenBarrierError (not a RelayError) if serial
         error = self.script.get(call_sid)
@@ -175,5 +180,23 @@ def test_the_first_retryable_failure_in_sid_order_is_the_answer() -> None:
 
 
 def test_no_leg_is_a_programming_error() -> None:
-    with pytest.raises(ValueError, match="at least one leg"):
+    with pytest.raises(ValueError, match=r"^deliver needs at least one leg; the caller "
+                                          r"explains why there is none$"):
         deliver(ScriptedTwilio({}), [], "{}", None, per_leg_keys=True, deadline=later())
+
+
+def test_the_sends_run_in_the_callers_context() -> None:
+    twilio = ScriptedTwilio({})
+    token = REQUEST_ID.set("req-1")
+    try:
+        deliver(twilio, legs(A, B, C), "{}", None, per_leg_keys=True, deadline=later())
+    finally:
+        REQUEST_ID.reset(token)
+    assert twilio.requests == ["req-1"] * 3
+
+
+def test_up_to_eight_legs_are_sent_to_at_once() -> None:
+    eight = ["CA" + f"{n:x}" * 32 for n in range(8)]
+    twilio = ScriptedTwilio({}, together=8)
+    delivery = deliver(twilio, legs(*eight), "{}", None, per_leg_keys=True, deadline=later())
+    assert len(delivery.sent) == 8 and len(twilio.threads) == 8
