@@ -124,15 +124,14 @@ def survivors(module: str, root: Path = ROOT) -> list[str]:
                   if code in SURVIVED)
 
 
-def run_mutmut(modules: list[str], max_children: int) -> int:
-    """Run mutmut on `modules`' mutants (every one re-tested); its exit status.
+def run_mutmut(names: list[str], max_children: int) -> int:
+    """Run mutmut on the mutants `names` match (every one re-tested); its exit status.
 
     Its progress spinner goes to a terminal; elsewhere (CI) its output goes to
     mutants/mutmut-run.log, whose end is shown when the run fails.
     """
     mutmut = Path(sys.executable).with_name("mutmut")
-    command = [str(mutmut), "run", "--max-children", str(max_children),
-               *map(mutant_glob, modules)]
+    command = [str(mutmut), "run", "--max-children", str(max_children), *names]
     if sys.stdout.isatty():
         return subprocess.run(command, cwd=ROOT, check=False).returncode
     log = ROOT / "mutants" / "mutmut-run.log"
@@ -164,6 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="mutmut's parallel test runs (MUTATION_MAX_CHILDREN, default 2)")
     parser.add_argument("--report-only", action="store_true",
                         help="print the last run's results without running mutmut")
+    parser.add_argument("--retest-survivors", action="store_true",
+                        help="re-test only the last run's survivors (after adding tests: a "
+                             "killed mutant stays killed by more tests)")
     parser.add_argument("--survivors", action="store_true",
                         help="also list the surviving mutants' names")
     parser.add_argument("--markdown", action="store_true",
@@ -174,8 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [m for m in modules if m not in known]
     if unknown:
         parser.error(f"not configured for mutation in pyproject.toml: {', '.join(unknown)}")
-    if not args.report_only:
-        returncode = run_mutmut(modules, args.max_children)
+    names = ([name for module in modules for name in survivors(module)]
+             if args.retest_survivors else [mutant_glob(module) for module in modules])
+    if not args.report_only and names:
+        returncode = run_mutmut(names, args.max_children)
         if returncode != 0:
             return returncode
     tallies = {m: tally(read_verdicts(m).values()) for m in modules}
