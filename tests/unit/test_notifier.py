@@ -409,3 +409,42 @@ def test_an_identity_is_looked_up_within_the_requests_deadline(notifier, twilio)
     [lookup] = twilio.made("calls_for_client")
     assert lookup.deadline is not None
     assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
+
+
+class CountingStore(MemoryLegStore):
+    """The in-memory store, recording the reads /notify makes."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=FakeClock())
+        self.reads: list[tuple[str, str]] = []
+
+    def get(self, call_sid: str):
+        self.reads.append(("get", call_sid))
+        return super().get(call_sid)
+
+    def call_legs(self, call_sid: str):
+        self.reads.append(("call_legs", call_sid))
+        return super().call_legs(call_sid)
+
+
+def test_a_parents_sid_costs_one_read_and_a_childs_two(twilio):
+    store = CountingStore()
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    record(store, call.answer)
+    store.reads.clear()
+    notify(notifier, call_sid=call.parent_sid)
+    assert store.reads == [("call_legs", call.parent_sid)]
+    store.reads.clear()
+    notify(notifier, call_sid=call.child_sid)
+    assert store.reads == [("call_legs", call.child_sid), ("call_legs", call.parent_sid)]
+    assert sent_to(twilio) == [call.child_sid, call.child_sid]
+
+
+def test_an_unknown_call_is_looked_up_within_the_requests_deadline(notifier, twilio):
+    before = time.monotonic()
+    with pytest.raises(CallNotFound):
+        notify(notifier, call_sid=new_call_sid())
+    [lookup] = twilio.made("fetch_call")
+    assert lookup.deadline is not None
+    assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
