@@ -18,6 +18,7 @@ from services.errors import (
     NoSuchLeg,
     TwilioRefused,
     TwilioUnavailable,
+    ValidationFailed,
 )
 from services.legs.conferences import Conference, Mark, Participant
 from services.legs.model import LegEvent
@@ -448,3 +449,48 @@ def test_an_unknown_call_is_looked_up_within_the_requests_deadline(notifier, twi
     [lookup] = twilio.made("fetch_call")
     assert lookup.deadline is not None
     assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
+
+
+def test_an_unknown_call_known_at_twilio_as_ended_is_not_live(notifier, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.steps))  # hung up: every leg completed
+    with pytest.raises(LegNotLive) as err:
+        notify(notifier, call_sid=call.parent_sid)
+    assert err.value.message == ("The SDK leg is completed; Twilio accepts messages only while "
+                                 "a leg is ringing or in-progress.")
+
+
+def test_a_call_looked_up_is_read_from_the_store_once_more(twilio):
+    store = CountingStore()
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    notify(notifier, call_sid=call.parent_sid)
+    assert [r for r in store.reads if r[0] == "call_legs"] == [("call_legs", call.parent_sid)] * 2
+    assert sent_to(twilio) == [call.child_sid]
+
+
+def test_a_child_listed_at_twilio_gets_it_and_the_listing_is_within_the_deadline(store,
+                                                                                 notifier,
+                                                                                 twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer[:1])  # the SDK's parent leg only: its child's callbacks went astray
+    twilio.knows(*as_twilio_knows(call.answer))
+    before = time.monotonic()
+    notify(notifier, call_sid=call.parent_sid, leg="child")
+    assert sent_to(twilio) == [call.child_sid]
+    [listing] = twilio.made("child_calls")
+    assert listing.deadline is not None
+    assert before + DEADLINE_S <= listing.deadline <= time.monotonic() + DEADLINE_S
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("NaN", "NaN is not a JSON number"),
+    ('{"a": Infinity}', "Infinity is not a JSON number"),
+    (float("nan"), "a number is NaN, Infinity or beyond a double's range (like 1e999)"),
+    ([float("inf")], "a number is NaN, Infinity or beyond a double's range (like 1e999)"),
+])
+def test_content_that_is_not_strict_json_says_why(notifier, content, why):
+    with pytest.raises(ValidationFailed) as err:
+        notify(notifier, call_sid=new_call_sid(), content=content)
+    assert err.value.message == f"content must be strict JSON (RFC 8259): {why}."
