@@ -381,3 +381,21 @@ def test_a_calls_legs_are_listed_parent_first_then_oldest_first():
     tied = Leg(call_sid="CA" + "5" * 32, status="ringing", parent_sid=PARENT, updated_at=5.0)
     assert sorted([tied, newer, parent, older], key=call_order) == [parent, older, newer, tied]
     assert call_order(parent) == (False, 9.0, PARENT)
+
+
+@pytest.fixture
+def server_in_new_york(monkeypatch):
+    """The process's local time zone is not UTC (as on a developer's machine)."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("value", ["Tue, 01 Jan 2030 10:00:00", "Tue, 01 Jan 2030 10:00:00 -0000",
+                                   "Tue, 01 Jan 2030 10:00:00 +0000"])
+def test_a_timestamp_is_utc_whatever_the_servers_zone(server_in_new_york, value):
+    assert parse_timestamp(value) == 1893492000.0
