@@ -263,3 +263,34 @@ def test_no_configured_token_serves_nobody():
         return "served"
 
     assert app.test_client().get("/api", headers={"Authorization": "Bearer x"}).status_code == 401
+
+
+def test_a_json_body_that_is_not_utf8_is_invalid_not_an_error():
+    body = b'{"CallSid": "\xff"}'
+    path = f"/twilio/messages?bodySHA256={hashlib.sha256(body).hexdigest()}"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(BASE + path, {})
+    with Flask(__name__).test_request_context(path, method="POST", data=body,
+                                              content_type="application/json",
+                                              headers={"X-Twilio-Signature": signature}) as ctx:
+        assert checker(OFF).valid(ctx.request) is False
+
+
+@pytest.mark.parametrize("algorithm", ["HMAC_MD5", "hmac_sha512"])
+def test_an_algorithm_twilio_does_not_use_is_invalid_not_an_error(algorithm):
+    url = f"{BASE}/twilio/status"
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(url, FORM)  # SHA-1
+    with Flask(__name__).test_request_context(
+            "/twilio/status", method="POST", data=FORM,
+            headers={"X-Twilio-Signature": signature, **settings_header(algorithm)}) as ctx:
+        assert checker(OFF).valid(ctx.request) is False
+
+
+def test_a_lowercase_algorithm_in_the_header_is_read_as_the_algorithm():
+    url = f"{BASE}/twilio/status"
+    signature = RequestValidator(WEBHOOK_SECRET).compute_signature(url, FORM,
+                                                                    algorithm="HMAC_SHA256")
+    with Flask(__name__).test_request_context(
+            "/twilio/status", method="POST", data=FORM,
+            headers={"X-Twilio-Signature": signature,
+                     **settings_header("hmac_sha256")}) as ctx:
+        assert checker(ON).valid(ctx.request) is True
