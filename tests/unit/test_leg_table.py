@@ -238,6 +238,17 @@ def test_callbacks_that_make_no_event(params):
         LegEvent.from_params(params)
 
 
+@pytest.mark.parametrize("params", [
+    {"CallStatus": "ringing"},
+    {"CallSid": "CA123", "CallStatus": "ringing"},
+    {"CallSid": CHILD, "CallStatus": "ringing", "ParentCallSid": "PA" + "1" * 32},
+])
+def test_a_callback_without_call_sids_says_which_it_needs(params):
+    with pytest.raises(ValidationFailed) as refused:
+        LegEvent.from_params(params)
+    assert refused.value.message == "CallSid (and ParentCallSid, when given) must be call SIDs."
+
+
 def test_an_unknown_status_is_named_in_the_error():
     with pytest.raises(ValidationFailed) as refused:
         LegEvent.from_params({"CallSid": CHILD, "CallStatus": "answered"})
