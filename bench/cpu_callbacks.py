@@ -10,7 +10,8 @@ callback is a durable write to SQLite on disk, group-committed as in the server)
 alternate ABBA; each reports CPU µs per callback (user + system of every thread, so SQLite's
 pool thread counts), and the ratio callrelay / quickstart of each round. gunicorn's HTTP
 parsing, paid alike by both in a server, is left out. callrelay logs at INFO to a file, as the
-server benchmark runs it.
+server benchmark runs it, and keeps its metrics in prometheus-client's multiprocess files, as
+under gunicorn.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ from gevent import monkey
 monkey.patch_all()
 
 # ruff: noqa: E402  (the patch must come before anything imports socket or threading)
+import os
+import tempfile
+
+# As gunicorn.conf.py does in the master: before anything imports prometheus_client.
+METRICS_DIR = tempfile.mkdtemp(prefix="callrelay-bench-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = METRICS_DIR
+
 import argparse
 import io
 import json
-import os
 import resource
+import shutil
 import statistics
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -133,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples[name].append(run_batch(apps[name], requests, args.per_round,
                                                args.greenlets))
         gevent.get_hub().threadpool.kill()
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
     ratios = [c / q for q, c in zip(samples["quickstart"], samples["callrelay"], strict=True)]
     figures = {name: statistics.median(values) for name, values in samples.items()}
     result = {"quickstart_us": round(figures["quickstart"], 1),
