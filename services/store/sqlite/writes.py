@@ -180,8 +180,10 @@ class GroupCommit:
 
     def _transaction(self, batch: list[_Job]) -> None:
         # On a native thread under gevent: touches only SQLite and the jobs' own fields.
-        # Under gevent _on_the_hub opened the connection already.
+        # Under gevent _on_the_hub opened the connection already (without auto-checkpoints):
+        # a transaction that waited for the lock here counts toward the next checkpoint too.
         db = self._connection(hub=False)
+        self._since_checkpoint += 1
         try:
             self._commit(db, batch)
         except _WriteFailed:
