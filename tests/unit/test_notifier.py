@@ -494,3 +494,12 @@ def test_content_that_is_not_strict_json_says_why(notifier, content, why):
     with pytest.raises(ValidationFailed) as err:
         notify(notifier, call_sid=new_call_sid(), content=content)
     assert err.value.message == f"content must be strict JSON (RFC 8259): {why}."
+
+
+def test_the_default_deadline_is_fifteen_seconds(store, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    before = time.monotonic()
+    notify(Notifier(store, twilio), call_sid=call.parent_sid)
+    [sent] = twilio.made("send_message")
+    assert before + 15.0 <= sent.deadline <= time.monotonic() + 15.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import ExitStack
 
 import pytest
 
@@ -425,3 +426,36 @@ def test_the_reconcilers_maps_hold_only_recent_keys(store, twilio, clock):
     reconciler.children(third)
     reconciler.client("nobody")
     assert set(reconciler._locks) == {second, third, f"children:{third}", "client:nobody"}
+
+
+def test_a_parent_lookup_past_its_deadline_does_not_wait_for_a_slot(twilio, clock, monkeypatch):
+    monkeypatch.setattr("services.use_cases.lookup_budget.SLOT_WAIT_S", 3600.0)
+    budget = LookupBudget(in_flight=1, clock=clock)
+    held = ExitStack()
+
+    class TakesTheSlotOnApply(MemoryLegStore):
+        """Between the child's lookup and its parent's, another lookup takes the only slot."""
+
+        def apply(self, event):
+            held.enter_context(budget.spend("call", 1, None))
+            return super().apply(event)
+
+    store = TakesTheSlotOnApply(clock=clock)
+    reconciler = Reconciler(store, twilio, clock, budget=budget)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    outcome: list[object] = []
+
+    def look_up() -> None:
+        try:
+            outcome.append(reconciler.call(call.child_sid, time.monotonic() + 0.5))
+        except Exception as error:  # handed back: this thread asserts
+            outcome.append(error)
+
+    thread = threading.Thread(target=look_up, daemon=True)
+    thread.start()
+    thread.join(timeout=30)
+    held.close()
+    assert not thread.is_alive(), "the parent's lookup waited for a slot past its deadline"
+    assert [type(o) for o in outcome] == [LookupBudgetExhausted]
+    assert asked(twilio, "fetch_call") == [call.child_sid]
