@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
 
     metrics = Metrics()
     stores = store or open_stores(settings.store_url, settings.retention,
-                                   settings.store_pool_size)
+                                   settings.store_pool_size, settings.redis_topology)
     twilio = twilio or TwilioRestGateway(settings, observer=metrics)
     metrics.worker_started(settings.serving.workers)
     history = (CallHistory(stores.history, keep_content=settings.message_log_content,

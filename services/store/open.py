@@ -19,6 +19,7 @@ from services.store.redis.database import RedisDatabase
 from services.store.redis.history import RedisMessageHistory
 from services.store.redis.legs import RedisStore
 from services.store.redis.outbox import RedisOutbox
+from services.store.redis.topology import RedisTopology
 from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.history import SQLiteMessageHistory
@@ -42,9 +43,11 @@ class Stores:
         self.legs.close()
 
 
-def open_stores(url: str, retention: Retention, pool_size: int = POOL_SIZE) -> Stores:
+def open_stores(url: str, retention: Retention, pool_size: int = POOL_SIZE,
+                topology: RedisTopology | None = None) -> Stores:
     """The adapters for a `sqlite:///path`, `redis://…` or `postgresql://…` URL, sharing one
-    database; `pool_size` is PostgreSQL's connections per process."""
+    database; `pool_size` is PostgreSQL's connections per process, `topology` how a Redis URL
+    is reached (one server, a cluster, Sentinel)."""
     location = parse_store_url(url)
     if location.kind == "sqlite":
         sqlite = SQLiteDatabase(location.target)
@@ -56,6 +59,6 @@ def open_stores(url: str, retention: Retention, pool_size: int = POOL_SIZE) -> S
         return Stores(PostgresStore(postgres, retention), PostgresOutbox(postgres),
                       PostgresConferenceStore(postgres, retention),
                       PostgresMessageHistory(postgres, retention))
-    redis = RedisDatabase(location.target)
+    redis = RedisDatabase(location.target, topology)
     return Stores(RedisStore(redis, retention), RedisOutbox(redis),
                   RedisConferenceStore(redis, retention), RedisMessageHistory(redis, retention))

@@ -8,6 +8,12 @@ the source of `live_calls`); `registry:started_at` (see registry.py); and a tomb
 callback cannot revive a forgotten leg. A leg not ended has its tombstone written ahead, as it
 will read once the hash expires without an end (Retention's `tombstone`): nothing runs when a
 TTL does. Every key carries a TTL.
+
+On a Redis Cluster every name after the kind is a hash tag (`leg:{<sid>}`, `ended:{<sid>}`,
+`children:{<parent sid>}`, `identity:{<identity>}`): a leg's hash and tombstone, which one
+transaction writes, share a slot, and the legs spread over the shards by SID. The indexes are
+then written beside the transaction rather than in it (see `_apply_once`). A single server
+keeps the untagged names it always had.
 """
 
 from __future__ import annotations
@@ -73,22 +79,20 @@ class RedisStore:
         client = self.db.client()
         gt = self._gt.get(id(client))
         if gt is None:
-            try:
-                version = str(client.info("server").get("redis_version", "0"))
-                gt = int(version.split(".")[0]) >= 7
-            except (redis.ResponseError, ValueError):  # INFO hidden or odd: assume the worst
-                gt = False
+            gt = self.db.modern()
             self._gt = {id(client): gt}
         return client, gt
 
     def _key(self, kind: str, name: str) -> str:
-        return f"{self.prefix}{kind}:{name}"
+        # On a cluster, `{name}` puts a leg's hash and tombstone (one transaction) in one slot.
+        return f"{self.prefix}{kind}:{self.db.topology.tag(name)}"
 
     def apply(self, event: LegEvent) -> Leg:
         """Atomically fold an event into its leg and persist the result."""
         with self.db.errors():
-            client, gt = self._redis()
-            with client.pipeline(transaction=True) as pipe:
+            _, gt = self._redis()
+            with self.db.writing(self._key("leg", event.call_sid)) as client, \
+                    client.pipeline(transaction=True) as pipe:
                 for attempt in range(WATCH_ATTEMPTS):
                     try:
                         return self._apply_once(pipe, event, gt)
@@ -145,20 +149,30 @@ class RedisStore:
             pipe.set(tomb, f"{status} {ended_at:.3f} {until:.3f}",
                      px=max(1, math.ceil((until - now) * 1000)))
 
+        # The indexes: on one server, in the same transaction. On a cluster they live in other
+        # slots, so they are written beside it, in an order that keeps them a superset of the
+        # truth (readers check every member against its leg): entries added before EXEC (a
+        # writer that dies in between leaves an entry for a leg that reads as absent), and
+        # removed after it (only ever for an ended leg, which no later event revives).
+        cluster = self.db.topology.cluster
+        before = self.db.client().pipeline(transaction=False) if cluster else pipe
+        after = self.db.client().pipeline(transaction=False) if cluster else pipe
+
         def index(ikey: str, keep: bool) -> None:
             if not keep:
-                pipe.zrem(ikey, leg.call_sid)
+                after.zrem(ikey, leg.call_sid)
                 return
-            pipe.zadd(ikey, {leg.call_sid: expiry})
-            pipe.zremrangebyscore(ikey, "-inf", now)
+            # GT on a cluster: a slower writer never pulls an entry's expiry back.
+            before.zadd(ikey, {leg.call_sid: expiry}, gt=gt and cluster)
+            before.zremrangebyscore(ikey, "-inf", now)
             if gt:
                 # GT alone never sets a TTL on a key that has none (it counts as infinite).
-                pipe.pexpire(ikey, ttl_ms, nx=True)
-                pipe.pexpire(ikey, ttl_ms, gt=True)
+                before.pexpire(ikey, ttl_ms, nx=True)
+                before.pexpire(ikey, ttl_ms, gt=True)
             else:
                 # Without GT: no member can outlive the longest retention from now.
                 horizon = max(self.retention.max_call_duration_s, self.retention.leg_retention_s)
-                pipe.pexpire(ikey, math.ceil(horizon * 1000) + 1000)
+                before.pexpire(ikey, math.ceil(horizon * 1000) + 1000)
 
         # A leg stored before (even one past its retention) may have sat in other sets.
         if stored.get("identity") not in (None, leg.identity):
@@ -170,7 +184,11 @@ class RedisStore:
         if leg.identity:
             index(self._key("identity", leg.identity), keep=not leg.is_ended)
         index(self._open, keep=not leg.is_ended)
+        if before is not pipe:
+            before.execute()
         pipe.execute()
+        if after is not pipe:
+            after.execute()
         return leg
 
     def _fetch(self, client: redis.Redis, sids: list[str], now: float) -> list[Leg]:
