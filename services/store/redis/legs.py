@@ -153,14 +153,17 @@ class RedisStore:
         # slots, so they are written beside it, in an order that keeps them a superset of the
         # truth (readers check every member against its leg): entries added before EXEC (a
         # writer that dies in between leaves an entry for a leg that reads as absent), and
-        # removed after it (only ever for an ended leg, which no later event revives).
+        # removed after it, and only for an ended leg, which no later event revives. A leg
+        # whose identity changes (its direction learnt late) stays in the old identity's set
+        # until its score runs out: removing it could race a writer that puts it back.
         cluster = self.db.topology.cluster
         before = self.db.client().pipeline(transaction=False) if cluster else pipe
         after = self.db.client().pipeline(transaction=False) if cluster else pipe
 
         def index(ikey: str, keep: bool) -> None:
             if not keep:
-                after.zrem(ikey, leg.call_sid)
+                if not cluster or leg.is_ended:
+                    after.zrem(ikey, leg.call_sid)
                 return
             # GT on a cluster: a slower writer never pulls an entry's expiry back.
             before.zadd(ikey, {leg.call_sid: expiry}, gt=gt and cluster)
