@@ -106,6 +106,7 @@ class LocalCluster:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.nodes = [Node(port, [*_server_args(port), "--cluster-enabled", "yes",
                                   "--cluster-config-file", f"nodes-{port}.conf",
                                   "--cluster-node-timeout", str(NODE_TIMEOUT_MS)], workdir)
@@ -151,6 +152,7 @@ class LocalSentinel:
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         primary, replica, *sentinels = free_ports(5)
         self.primary = Node(primary, _server_args(primary), workdir)
         self.replica = Node(replica, [*_server_args(replica),

@@ -75,9 +75,12 @@ class RedisTopology:
                        if given.get(name) is not None}
             if url.startswith("rediss://"):
                 primary["ssl"] = True
+            # No retries with backoff when asking the Sentinels (redis-py's default backs off
+            # for seconds): one that does not answer is skipped for the next.
             sentinel = Sentinel(list(self.sentinels),
                                 sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S,
-                                                 "socket_timeout": SOCKET_TIMEOUT_S})
+                                                 "socket_timeout": SOCKET_TIMEOUT_S,
+                                                 "retry": Retry(NoBackoff(), 0)})
             return cast(redis.Redis, sentinel.master_for(
                 cast(str, self.master), redis_class=redis.Redis, **_options(), **primary))
         pool = redis.ConnectionPool.from_url(url, **_options())
