@@ -54,6 +54,8 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     metrics = Metrics()
     stores = store or open_stores(settings.store_url, settings.retention,
                                    settings.store_pool_size, settings.redis_topology)
+    if stores.redis is not None:
+        stores.redis.on_not_replicated.append(metrics.unreplicated_write)
     twilio = twilio or TwilioRestGateway(settings, observer=metrics)
     metrics.worker_started(settings.serving.workers)
     history = (CallHistory(stores.history, keep_content=settings.message_log_content,

@@ -138,6 +138,10 @@ class Metrics:
             "callrelay_store_errors", "Times the store could not be reached, by who noticed: "
             "a request (answered 503 store_unavailable) or the forwarding thread.",
             ["source"], registry=r)
+        self.unreplicated_writes = Counter(
+            "callrelay_store_unreplicated_writes", "Redis writes fewer replicas than "
+            "REDIS_MIN_REPLICAS acknowledged in time: not acknowledged (answered 503, Twilio "
+            "retries).", registry=r)
         self._forwarding_metrics(r)
         self._worker_metrics(r)
         self._lookup_metrics(r)
@@ -269,6 +273,10 @@ class Metrics:
     def store_error(self, source: str) -> None:
         """Count one time the store could not be reached (a STORE_ERROR_SOURCES)."""
         self.store_errors.labels(source if source in STORE_ERROR_SOURCES else "other").inc()
+
+    def unreplicated_write(self) -> None:
+        """Count one Redis write that too few replicas acknowledged (REDIS_MIN_REPLICAS)."""
+        self.unreplicated_writes.inc()
 
     def forward_attempt(self, failure: str | None, seconds: float) -> None:
         """Count one delivery attempt: accepted, or failed for a reason (DeliveryObserver)."""

@@ -37,6 +37,8 @@ class Stores:
     conferences: ConferenceStore
     # None: an adapter without one (no history is kept, GET /calls/<sid>/messages says so).
     history: MessageHistory | None = None
+    # The Redis deployment they share, if Redis (its unreplicated writes are counted).
+    redis: RedisDatabase | None = None
 
     def close(self) -> None:
         """Release the database's connections (every adapter shares them)."""
@@ -61,4 +63,5 @@ def open_stores(url: str, retention: Retention, pool_size: int = POOL_SIZE,
                       PostgresMessageHistory(postgres, retention))
     redis = RedisDatabase(location.target, topology)
     return Stores(RedisStore(redis, retention), RedisOutbox(redis),
-                  RedisConferenceStore(redis, retention), RedisMessageHistory(redis, retention))
+                  RedisConferenceStore(redis, retention), RedisMessageHistory(redis, retention),
+                  redis)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 from redis.cluster import RedisCluster
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 from tests.support.redis_server import _unavailable
 
@@ -146,17 +146,19 @@ class LocalCluster:
 
 
 class LocalSentinel:
-    """A primary, a replica of it, and three Sentinels that watch them (quorum 2)."""
+    """A primary, its replicas (one unless told) and three Sentinels that watch them
+    (quorum 2)."""
 
     MASTER = "callrelay-test"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, replicas: int = 1) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        primary, replica, *sentinels = free_ports(5)
+        primary, *others = free_ports(4 + replicas)
+        replica_ports, sentinels = others[:replicas], others[replicas:]
         self.primary = Node(primary, _server_args(primary), workdir)
-        self.replica = Node(replica, [*_server_args(replica),
-                                      "--replicaof", "127.0.0.1", str(primary)], workdir)
+        self.replicas = [Node(port, [*_server_args(port), "--replicaof", "127.0.0.1",
+                                     str(primary)], workdir) for port in replica_ports]
         self.sentinels = []
         for port in sentinels:
             conf = workdir / f"sentinel-{port}.conf"
@@ -171,7 +173,8 @@ class LocalSentinel:
 
     def start(self) -> LocalSentinel:
         self.primary.start()
-        self.replica.start()
+        for replica in self.replicas:
+            replica.start()
         for sentinel in self.sentinels:
             sentinel.start()
         _until(self.ready, "the sentinels to see the replica", 30)
@@ -180,27 +183,36 @@ class LocalSentinel:
     def sentinel(self) -> Sentinel:
         return Sentinel([("127.0.0.1", s.port) for s in self.sentinels], socket_timeout=1)
 
-    def primary_port(self) -> int:
-        _host, port = self.sentinel().discover_master(self.MASTER)
+    def primary_port(self) -> int | None:
+        """The port of the primary the Sentinels name; None while they name none (it is
+        down and no replica promoted yet)."""
+        try:
+            _host, port = self.sentinel().discover_master(self.MASTER)
+        except MasterNotFoundError:
+            return None
         return int(port)
 
     def ready(self) -> bool:
-        """Every Sentinel knows the primary, the replica and the two other Sentinels, and the
-        replica is in sync (a failover could promote it)."""
+        """Every Sentinel knows the primary, the replicas and the two other Sentinels, and
+        every replica is in sync (a failover could promote it)."""
         for node in self.sentinels:
             client = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
             try:
                 master = client.sentinel_master(self.MASTER)
             finally:
                 client.close()
-            if int(master["num-slaves"]) < 1 or int(master["num-other-sentinels"]) < 2:
+            if int(master["num-slaves"]) < len(self.replicas) \
+                    or int(master["num-other-sentinels"]) < 2:
                 return False
-        replica = redis.Redis(port=self.replica.port, socket_timeout=1, decode_responses=True)
-        try:
-            return replica.info("replication").get("master_link_status") == "up"
-        finally:
-            replica.close()
+        for node in self.replicas:
+            replica = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
+            try:
+                if replica.info("replication").get("master_link_status") != "up":
+                    return False
+            finally:
+                replica.close()
+        return True
 
     def stop(self) -> None:
-        for node in (*self.sentinels, self.replica, self.primary):
+        for node in (*self.sentinels, *self.replicas, self.primary):
             node.kill()

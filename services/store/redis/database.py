@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -57,7 +57,8 @@ class RedisDatabase:
         self.topology = topology or RedisTopology()
         self._clients: dict[int, redis.Redis] = {}
         self._modern: dict[int, bool] = {}
-        self.on_not_replicated: list[Any] = []  # callables, told of each unreplicated write
+        # Told of each write too few replicas acknowledged (the app counts them in /metrics).
+        self.on_not_replicated: list[Callable[[], None]] = []
 
     def client(self) -> redis.Redis:
         """This process's client, built on first use (a RedisCluster on a cluster)."""
