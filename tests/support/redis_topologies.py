@@ -5,6 +5,7 @@ own. Without redis-server they skip (fail under CALLRELAY_REQUIRE_REDIS=1, as CI
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -87,6 +88,15 @@ class Node:
         log.close()
         _until(lambda: _ping(self.port), f"redis on port {self.port}", 10)
         return self
+
+    def pause(self) -> None:
+        """SIGSTOP: the process answers nothing until `resume` (a stalled host or link)."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGCONT)
 
     def kill(self) -> None:
         if self.process is not None:
@@ -213,6 +223,19 @@ class LocalSentinel:
                 replica.close()
         return True
 
+    def cut_replicas(self) -> None:
+        """A partition between the primary and its replicas: the replicas stall, and the
+        primary drops their links (what it writes from now on reaches no replica)."""
+        for replica in self.replicas:
+            replica.pause()
+        client = redis.Redis(port=self.primary.port, socket_timeout=1)
+        try:
+            client.client_kill_filter(_type="replica")
+        finally:
+            client.close()
+
     def stop(self) -> None:
         for node in (*self.sentinels, *self.replicas, self.primary):
+            node.resume()
             node.kill()
+
