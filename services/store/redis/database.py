@@ -76,12 +76,10 @@ class RedisDatabase:
         if known is None:
             client = self.client()
             try:
-                info = client.info("server")
-                if self.topology.cluster:  # one answer per node: they run one version
-                    info = next(iter(cast(dict[str, Any], info).values()))
+                info = client.info("server")  # on a cluster, one node's: they run one version
                 version = str(info.get("redis_version", "0"))
                 known = int(version.split(".")[0]) >= 7
-            except (redis.ResponseError, ValueError, StopIteration, AttributeError):
+            except (redis.ResponseError, ValueError):
                 known = False  # INFO hidden or odd: assume the worst
             self._modern = {pid: known}
         return known
