@@ -1,4 +1,4 @@
-"""Bytes per call in each store: what a plan must hold (docs/sizing.md#storage-per-call).
+"""Bytes per call in each store: what a plan must hold (docs/sizing.md#bytes-per-call).
 
     python -m bench.footprint [--calls N] [--postgres URL] [--redis URL] [--redis-cluster URL]
 
