@@ -11,7 +11,8 @@ TTL does. Every key carries a TTL.
 
 On a Redis Cluster every name after the kind is a hash tag (`leg:{<sid>}`, `ended:{<sid>}`,
 `children:{<parent sid>}`, `identity:{<identity>}`): a leg's hash and tombstone, which one
-transaction writes, share a slot, and the legs spread over the shards by SID. The indexes are
+transaction writes, share a slot, and the legs spread over the shards by SID. `open` is split
+in OPEN_SHARDS keys, a leg's chosen by its SID, lest one shard take every callback. The indexes are
 then written beside the transaction rather than in it (see `_apply_once`). A single server
 keeps the untagged names it always had.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -43,6 +45,7 @@ from services.store.redis.database import RedisDatabase
 
 WATCH_ATTEMPTS = 50
 PAGE = 500
+OPEN_SHARDS = 16
 # Hash field -> Leg attribute, for the optional attributes stored only when known.
 OPTIONAL = {"parent_sid": "parent_sid", "account_sid": "account_sid", "from": "from_",
             "to": "to", "direction": "direction", "identity": "identity",
@@ -71,7 +74,10 @@ class RedisStore:
         self.retention = retention
         self.clock = clock
         self.prefix = prefix
-        self._open = f"{prefix}open"
+        # The open-legs index: one key on a single server; on a cluster OPEN_SHARDS keys in
+        # as many slots, a leg's by its SID, so that no shard takes every callback's writes.
+        self._opens = ([f"{prefix}open:{{{prefix}open-{n}}}" for n in range(OPEN_SHARDS)]
+                       if db.topology.cluster else [f"{prefix}open"])
         self._gt: dict[int, bool] = {}
 
     def _redis(self) -> tuple[redis.Redis, bool]:
@@ -82,6 +88,10 @@ class RedisStore:
             gt = self.db.modern()
             self._gt = {id(client): gt}
         return client, gt
+
+    def _open(self, call_sid: str) -> str:
+        """The open-legs index a leg belongs in."""
+        return self._opens[zlib.crc32(call_sid.encode()) % len(self._opens)]
 
     def _key(self, kind: str, name: str) -> str:
         # On a cluster, `{name}` puts a leg's hash and tombstone (one transaction) in one slot.
@@ -186,7 +196,7 @@ class RedisStore:
             index(self._key("children", leg.parent_sid), keep=True)
         if leg.identity:
             index(self._key("identity", leg.identity), keep=not leg.is_ended)
-        index(self._open, keep=not leg.is_ended)
+        index(self._open(leg.call_sid), keep=not leg.is_ended)
         if before is not pipe:
             before.execute()
         pipe.execute()
@@ -258,18 +268,19 @@ class RedisStore:
             now = self.clock()
             # The open legs to start from: an identity's (its index holds only those not
             # ended), unless an ended leg of it may match; else every open leg.
-            index = (self._key("identity", identity) if identity is not None
-                     and not (statuses and statuses & TERMINAL) else self._open)
+            indexes = ([self._key("identity", identity)] if identity is not None
+                       and not (statuses and statuses & TERMINAL) else self._opens)
             roots: set[str] = set()
-            start = 0
-            while True:
-                sids = cast(list[str], client.zrangebyscore(index, f"({now!r}", "+inf",
-                                                            start=start, num=PAGE))
-                roots.update(leg.root_sid for leg in self._fetch(client, sids, now)
-                             if not leg.is_ended)
-                if len(sids) < PAGE:
-                    break
-                start += PAGE
+            for index in indexes:
+                start = 0
+                while True:
+                    sids = cast(list[str], client.zrangebyscore(index, f"({now!r}", "+inf",
+                                                                start=start, num=PAGE))
+                    roots.update(leg.root_sid for leg in self._fetch(client, sids, now)
+                                 if not leg.is_ended)
+                    if len(sids) < PAGE:
+                        break
+                    start += PAGE
             ordered = sorted(root for root in roots if after is None or root > after)
             calls: list[list[Leg]] = []
             while ordered and len(calls) < limit:
@@ -290,7 +301,8 @@ class RedisStore:
         """Drop expired entries of the open-legs index; TTLs forget the legs themselves."""
         with self.db.errors():
             client, _ = self._redis()
-            return int(client.zremrangebyscore(self._open, "-inf", self.clock()))
+            now = self.clock()
+            return sum(int(client.zremrangebyscore(key, "-inf", now)) for key in self._opens)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers."""
