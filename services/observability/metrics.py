@@ -274,10 +274,6 @@ class Metrics:
         """Count one time the store could not be reached (a STORE_ERROR_SOURCES)."""
         self.store_errors.labels(source if source in STORE_ERROR_SOURCES else "other").inc()
 
-    def unreplicated_write(self) -> None:
-        """Count one Redis write that too few replicas acknowledged (REDIS_MIN_REPLICAS)."""
-        self.unreplicated_writes.inc()
-
     def forward_attempt(self, failure: str | None, seconds: float) -> None:
         """Count one delivery attempt: accepted, or failed for a reason (DeliveryObserver)."""
         self.forward_seconds.observe(seconds)

@@ -23,8 +23,8 @@ import math
 import random
 import time
 import zlib
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable
+from typing import cast
 
 import redis
 from redis.client import Pipeline
@@ -42,28 +42,11 @@ from services.legs.rules import (
 )
 from services.store.redis import registry
 from services.store.redis.database import RedisDatabase
+from services.store.redis.leg_hash import leg_fields, read_leg
 
 WATCH_ATTEMPTS = 50
 PAGE = 500
 OPEN_SHARDS = 16
-# Hash field -> Leg attribute, for the optional attributes stored only when known.
-OPTIONAL = {"parent_sid": "parent_sid", "account_sid": "account_sid", "from": "from_",
-            "to": "to", "direction": "direction", "identity": "identity",
-            "ended_at": "ended_at"}
-
-
-def _leg(fields: Mapping[str, str], now: float) -> Leg | None:
-    """The leg a hash holds, or None when it is missing or its retention ran out."""
-    if not fields or float(fields["expires_at"]) <= now:
-        return None
-    ended = fields.get("ended_at")
-    return Leg(call_sid=fields["call_sid"], status=fields["status"],
-               parent_sid=fields.get("parent_sid"), account_sid=fields.get("account_sid"),
-               from_=fields.get("from"), to=fields.get("to"),
-               direction=fields.get("direction"), identity=fields.get("identity"),
-               updated_at=float(fields["updated_at"]),
-               ended_at=float(ended) if ended is not None else None)
-
 
 class RedisStore:
     """Legs in Redis; updates are WATCH/MULTI transactions around the pure `merge`."""
@@ -126,13 +109,13 @@ class RedisStore:
         now = self.clock()
         # decode_responses=True: every reply is str, whatever the generic stubs say.
         stored = cast(dict[str, str], pipe.hgetall(key))
-        current = _leg(stored, now)
+        current = read_leg(stored, now)
         buried = self._buried(pipe, tomb, event.call_sid, now) if current is None else None
         if buried is not None:
             # The two reads are not one snapshot: a writer may have stored the leg, with its
             # tombstone written ahead, in between. Nothing is written here, so EXEC would not
             # notice: look again.
-            if _leg(cast(dict[str, str], pipe.hgetall(key)), now) is not None:
+            if read_leg(cast(dict[str, str], pipe.hgetall(key)), now) is not None:
                 raise WatchError("the leg was stored meanwhile")
             return buried  # a leg past its retention: nothing is recorded
         leg = merge(current, event, now)
@@ -140,15 +123,9 @@ class RedisStore:
             return leg
         expiry = expires_at(leg, self.retention)
         ttl_ms = max(1, math.ceil((expiry - now) * 1000))
-        fields: dict[Any, str] = {"call_sid": leg.call_sid, "status": leg.status,
-                  "updated_at": repr(leg.updated_at), "expires_at": repr(expiry)}
-        for field, attr in OPTIONAL.items():
-            value = getattr(leg, attr)
-            if value is not None:
-                fields[field] = repr(value) if isinstance(value, float) else value
         pipe.multi()
         pipe.delete(key)
-        pipe.hset(key, mapping=fields)
+        pipe.hset(key, mapping=leg_fields(leg, expiry))
         pipe.pexpire(key, ttl_ms)
         if not (current and current.is_ended):
             # Written as the leg ends, in the same transaction as the leg itself; before that,
@@ -209,7 +186,7 @@ class RedisStore:
         pipe = client.pipeline(transaction=False)
         for sid in sids:
             pipe.hgetall(self._key("leg", sid))
-        legs = (_leg(cast(dict[str, str], fields), now) for fields in pipe.execute())
+        legs = (read_leg(cast(dict[str, str], fields), now) for fields in pipe.execute())
         return [leg for leg in legs if leg is not None]
 
     def _calls(self, client: redis.Redis, roots: list[str], now: float) -> list[list[Leg]]:
@@ -233,7 +210,7 @@ class RedisStore:
         with self.db.errors():
             client, _ = self._redis()
             fields = cast(dict[str, str], client.hgetall(self._key("leg", call_sid)))
-            return _leg(fields, self.clock())
+            return read_leg(fields, self.clock())
 
     def call_legs(self, root_sid: str) -> list[Leg]:
         """The parent leg (if known) then the children of the call, oldest first."""
