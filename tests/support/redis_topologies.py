@@ -74,6 +74,16 @@ def _ping(port: int) -> bool:
         client.close()
 
 
+def _in_sync(port: int) -> bool:
+    """A primary, or a replica whose link to its primary is up (it has synced once)."""
+    client = redis.Redis(port=port, socket_timeout=1, decode_responses=True)
+    try:
+        info = client.info("replication")
+    finally:
+        client.close()
+    return info.get("role") == "master" or info.get("master_link_status") == "up"
+
+
 class Node:
     """One redis-server (or sentinel) process, killed without a clean shutdown."""
 
@@ -106,7 +116,10 @@ class Node:
 
 
 def _server_args(port: int) -> list[str]:
-    return ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    # A replica's first sync at once (not after the default 5 s): until it has synced it
+    # could not take over.
+    return ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--repl-diskless-sync-delay", "0"]
 
 
 class LocalCluster:
@@ -136,7 +149,8 @@ class LocalCluster:
         return self
 
     def ready(self) -> bool:
-        """Every node says the cluster is ok, with three primaries serving every slot."""
+        """Every node says the cluster is ok, with three primaries serving every slot, and
+        every replica has synced (a failover could promote it)."""
         for node in self.nodes:
             client = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
             try:
@@ -145,7 +159,7 @@ class LocalCluster:
                 client.close()
             if info.get("cluster_state") != "ok" or int(info["cluster_size"]) != 3:
                 return False
-        return True
+        return all(_in_sync(node.port) for node in self.nodes)
 
     def client(self) -> RedisCluster:
         return RedisCluster.from_url(self.url, decode_responses=True)
@@ -214,14 +228,7 @@ class LocalSentinel:
             if int(master["num-slaves"]) < len(self.replicas) \
                     or int(master["num-other-sentinels"]) < 2:
                 return False
-        for node in self.replicas:
-            replica = redis.Redis(port=node.port, socket_timeout=1, decode_responses=True)
-            try:
-                if replica.info("replication").get("master_link_status") != "up":
-                    return False
-            finally:
-                replica.close()
-        return True
+        return all(_in_sync(node.port) for node in self.replicas)
 
     def cut_replicas(self) -> None:
         """A partition between the primary and its replicas: the replicas stall, and the

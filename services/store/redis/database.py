@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 import redis
@@ -98,19 +98,21 @@ class RedisDatabase:
         """A client on one connection to the server holding `key`, for a write (a WATCH/MULTI
         transaction, a script) on that key's slot. With REDIS_MIN_REPLICAS, WAIT follows the
         block on the same connection: NotReplicated unless enough replicas have the writes."""
-        node = self._node(key)
-        pinned = _Pinned(node.connection_pool)
+        pinned: _Pinned | None = None
         try:
+            pinned = _Pinned(self._node(key).connection_pool)  # connects: may fail too
             yield redis.Redis(connection_pool=cast(ConnectionPool, pinned))
             self._wait(pinned)
-        except MovedError:
-            # The slot moved (a failover, a reshard): learn the new map for the next try (this
-            # one answers 503; Twilio retries a callback).
+        except (MovedError, redis.ConnectionError, redis.TimeoutError):
+            # The slot moved (a reshard) or its primary died (a failover): learn the cluster's
+            # map again for the next try; this one answers 503 (Twilio retries a callback).
             if self.topology.cluster:
-                cast(RedisCluster, self.client()).nodes_manager.initialize()
+                with suppress(redis.RedisError, RedisClusterException):
+                    cast(RedisCluster, self.client()).nodes_manager.initialize()
             raise
         finally:
-            pinned.unpin()
+            if pinned is not None:
+                pinned.unpin()
 
     def _wait(self, pinned: _Pinned) -> None:
         wanted = self.topology.min_replicas
