@@ -100,7 +100,11 @@ class RedisDatabase:
         block on the same connection: NotReplicated unless enough replicas have the writes."""
         pinned: _Pinned | None = None
         try:
-            pinned = _Pinned(self._node(key).connection_pool)  # connects: may fail too
+            node = self._node(key)
+            if self.topology.min_replicas <= 0:
+                yield node  # no WAIT: any pooled connection will do
+                return
+            pinned = _Pinned(node.connection_pool)  # connects: may fail too
             yield redis.Redis(connection_pool=cast(ConnectionPool, pinned))
             self._wait(pinned)
         except (MovedError, redis.ConnectionError, redis.TimeoutError):

@@ -81,8 +81,13 @@ class RedisTopology:
                                 sentinel_kwargs={"socket_connect_timeout": CONNECT_TIMEOUT_S,
                                                  "socket_timeout": SOCKET_TIMEOUT_S,
                                                  "retry": Retry(NoBackoff(), 0)})
-            return cast(redis.Redis, sentinel.master_for(
-                cast(str, self.master), redis_class=redis.Redis, **_options(), **primary))
+            client = sentinel.master_for(cast(str, self.master), redis_class=redis.Redis,
+                                         **_options(), **primary)
+            # Learn the primary now, before any connection exists: redis-py drops the idle
+            # connections whenever the address it knows changes, and the first change, made
+            # by threads racing to connect, could drop one another thread was being handed.
+            client.connection_pool.get_master_address()
+            return cast(redis.Redis, client)
         pool = redis.ConnectionPool.from_url(url, **_options())
         return redis.Redis(connection_pool=pool)
 
