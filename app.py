@@ -20,8 +20,8 @@ from services.store.open import Stores, open_stores
 from services.store.outbox import ForwardingStore
 from services.twilio.conference_access import ConferenceAccess
 from services.twilio.dial_policy import DialPolicy
+from services.twilio.lazy import LazyGateway
 from services.twilio.port import TwilioGateway
-from services.twilio.rest import TwilioRestGateway
 from services.use_cases.call_history import CallHistory
 from services.use_cases.lookup_budget import LookupBudget
 from services.use_cases.notify import Notifier
@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
                                    settings.store_pool_size, settings.redis_topology)
     if stores.redis is not None:
         stores.redis.on_not_replicated.append(metrics.unreplicated_writes.inc)
-    twilio = twilio or TwilioRestGateway(settings, observer=metrics)
+    twilio = twilio or LazyGateway(lambda: rest_gateway(settings, metrics))
     metrics.worker_started(settings.serving.workers)
     history = (CallHistory(stores.history, keep_content=settings.message_log_content,
                            observer=metrics) if stores.history is not None else None)
@@ -106,6 +106,13 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
     log.info("callrelay ready", extra={"store": settings.store_url.split(":", 1)[0],
                                        "pid": os.getpid()})
     return app
+
+
+def rest_gateway(settings: Settings, metrics: Metrics) -> TwilioGateway:
+    """The Twilio REST adapter (imported here: see services/twilio/lazy.py)."""
+    from services.twilio.rest import TwilioRestGateway
+
+    return TwilioRestGateway(settings, observer=metrics)
 
 
 def register_proxy_fix(app: Flask, settings: Settings) -> None:

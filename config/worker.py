@@ -10,11 +10,17 @@ instead of the page.
 from __future__ import annotations
 
 import json
+import time
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
+import gevent
+from gevent.pool import Pool
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
+
+from config import accept_balance
 
 # Codes and messages as the app's own errors word them (web/errors.py). gunicorn's message
 # echoes the request line: never sent back, it is in gunicorn's warning log line only.
@@ -71,7 +77,40 @@ class _Captured:
 
 
 class JSONErrorsWorker(GeventWorker):
-    """The gevent worker; the errors gunicorn answers itself are JSON, like the app's."""
+    """The gevent worker; the errors gunicorn answers itself are JSON, like the app's, and the
+    connections are shared evenly between workers (config/accept_balance.py)."""
+
+    def run(self) -> None:
+        """gunicorn's GeventWorker.run (gunicorn 23-25), with accept_balance's server."""
+        if self.cfg.is_ssl:  # callrelay runs behind the platform's TLS; keep gunicorn's own
+            super().run()
+            return
+        servers = []
+        for sock in self.sockets:
+            sock.setblocking(1)
+            server = accept_balance.server(sock, handle=partial(self.handle, sock),
+                                           spawn=Pool(self.worker_connections),
+                                           workers=self.cfg.workers)
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            gevent.sleep(1.0)
+        try:
+            for server in servers:  # stop accepting
+                server.close()
+            # Finish the requests in flight, for up to graceful_timeout.
+            started = time.time()
+            while time.time() - started <= self.cfg.graceful_timeout:
+                if all(s.pool.free_count() == s.pool.size for s in servers):
+                    return
+                self.notify()
+                gevent.sleep(1.0)
+            self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+            for server in servers:
+                server.stop(timeout=1)
+        except Exception:  # noqa: S110 - as gunicorn's: the worker is exiting anyway
+            pass
 
     def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """Let gunicorn choose the status and log, then answer in JSON."""

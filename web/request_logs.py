@@ -12,6 +12,7 @@ from flask import Flask, Response, g, has_request_context, request
 from werkzeug.exceptions import HTTPException
 
 from services.legs.model import is_call_sid
+from services.observability.direct_lines import DirectLines
 from services.observability.metrics import Metrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -24,10 +25,14 @@ _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/console/api/call
                            "/console/api/calls/<call_sid>", "/console/static/<path:filename>"})
 _UNVERIFIED = frozenset({401, 403})
 log = logging.getLogger("callrelay.request")
+_lines = DirectLines(log)
 
 
 class RequestIdFilter(logging.Filter):
     """Adds the current request's id to every record logged while serving it."""
+
+    # The request line (DirectLines) carries its request id already.
+    DIRECT_LINES_COVER = True
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Never drops a record."""
@@ -99,11 +104,10 @@ def _finish(response: Response, metrics: Metrics) -> Response:
         level = logging.WARNING
     elif route in _QUIET_ROUTES and status < 400:
         level = logging.DEBUG
-    if log.isEnabledFor(level):
-        # The record is built here rather than by log.log(), which would also walk the stack
-        # to find the calling line: a line no reader of the request log needs.
-        log.handle(log.makeRecord(log.name, level, __file__, 0, "request", (), None,
-                                  extra=fields))
+    # Straight to the stdout handler when nothing else listens (services/observability/
+    # direct_lines.py): the logging module's record, filters and formatter cost a sixth of a
+    # status callback.
+    _lines.log(level, "request", fields)
     return response
 
 

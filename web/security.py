@@ -76,12 +76,20 @@ class TwilioSignatures:
             return validator.validate(url, req.form, signature, algorithm=algorithm)  # logs why
         # What RequestValidator.validate accepts (the URL without or with its default port),
         # computed lazily: validate always computes both, and a callback's ~20 parameters make
-        # each HMAC input cost more than the HMAC. `_Form` hands the SDK lists, as it expects.
+        # each HMAC input cost more than the HMAC. The URL as requested is one of the two, and
+        # the one Twilio signs almost always: tried first, before parsing it for the other.
+        # `_Form` hands the SDK lists, as it expects.
         params, given = _Form(req.form.lists()), signature.encode()
+
+        def matches(candidate: str) -> bool:
+            return hmac.compare_digest(
+                validator.compute_signature(candidate, params, algorithm).encode(), given)
+
+        if matches(url):
+            return True
         parsed = urlparse(url)
-        return any(hmac.compare_digest(
-            validator.compute_signature(candidate, params, algorithm).encode(), given)
-            for candidate in (remove_port(parsed), add_port(parsed)))
+        return any(matches(candidate) for candidate in (remove_port(parsed), add_port(parsed))
+                   if candidate != url)
 
     def required(self, view: F) -> F:
         """Reject (403) any request that does not carry a valid X-Twilio-Signature."""

@@ -12,15 +12,19 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import requests
 from standardwebhooks import Webhook
 
 from services.errors import StoreUnavailable
 from services.forwarding.events import strict_body
 from services.store.history import DEAD, FORWARDED
 from services.store.outbox import Outbox, OutboxEvent
+
+if TYPE_CHECKING:
+    import requests
+# `requests` itself is imported where an event is delivered: a worker without FORWARD_URL
+# never loads it (about 5 MiB, BENCHMARKS.md).
 
 log = logging.getLogger("callrelay.forwarder")
 # Told when an event is settled: (event, FORWARDED or DEAD, attempts, the last error or None).
@@ -92,6 +96,8 @@ def signed_headers(secrets: str | Sequence[str], event_id: str, body: str, at: f
 def failure_reason(status: int | None, exc: Exception | None = None) -> str:
     """The FAILURE_REASONS label of a failed attempt: the answer's status class, or why none."""
     if exc is not None:
+        import requests
+
         if isinstance(exc, requests.Timeout):  # before ConnectionError: ConnectTimeout is both
             return "timeout"
         # A connection refused, reset, or cut while the answer was read.
@@ -149,6 +155,8 @@ class Forwarder:
             thread.join(timeout_s)
 
     def _run(self) -> None:
+        import requests
+
         session = requests.Session()
         try:
             while not self._stop.is_set():
@@ -179,6 +187,8 @@ class Forwarder:
         return len(events)
 
     def _deliver(self, session: requests.Session, event: OutboxEvent) -> None:
+        import requests
+
         # Events queued before content was checked may hold NaN: sent as strict JSON too.
         body = strict_body(event.body) or event.body
         headers = {"Content-Type": "application/json", "User-Agent": "callrelay",

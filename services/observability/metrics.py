@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-import requests
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
@@ -69,6 +68,8 @@ def observed(observer: TwilioObserver | None, method: str, url: str, send: Calla
     """Run `send` (one HTTP request to Twilio), reporting its outcome and time to `observer`."""
     if observer is None:
         return send()
+    import requests  # loaded already: `send` is the Twilio SDK's request through it
+
     start, outcome = time.monotonic(), "connection"
     try:
         response = send()

@@ -82,6 +82,10 @@ class RedactingFilter(logging.Filter):
             self._redact_exception(record)
         return True
 
+    def redact_nested(self, value: Any) -> Any:
+        """A copy of a container with every string in it redacted."""
+        return self._redact_nested(value, 0)
+
     def _redact_nested(self, value: Any, depth: int) -> Any:
         """A copy of `value` with every string in it redacted."""
         if isinstance(value, str):

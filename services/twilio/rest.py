@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -14,7 +14,6 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
-from twilio.rest.api.v2010.account.call import CallInstance
 
 from config.settings import Settings
 from services.legs.model import STATUS_RANK, LegEvent
@@ -22,6 +21,10 @@ from services.observability.metrics import TwilioObserver, observed
 from services.twilio.breaker import Breaker
 from services.twilio.port import SentMessage
 from services.twilio.retries import Retrier, RetryPolicy, retry_after_seconds
+
+if TYPE_CHECKING:
+    from twilio.rest.api import Api
+    from twilio.rest.api.v2010.account.call import CallInstance
 
 # Idle connections kept to Twilio per worker: at least the requests a worker may have waiting
 # on Twilio at once (GUNICORN_CONNECTIONS), or every one beyond it reconnects and is discarded.
@@ -75,6 +78,29 @@ def _tune_session(session: requests.Session | None, base_url: str) -> None:
     session.verify = resolved["verify"]
 
 
+class _Client(Client):
+    """The SDK's client, pointed at TWILIO_API_BASE_URL (a mock in development).
+
+    The SDK imports its REST API's modules (every resource of an account: about 8 MiB of a
+    worker's memory) on the first use of `api`, not before: a worker that only takes webhooks
+    never loads them. The base URL is set then, rather than by touching `api` up front.
+    """
+
+    def __init__(self, *args: Any, api_base_url: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._api_base_url = api_base_url
+
+    @property
+    def api(self) -> Api:
+        """The Api domain, pointed at the configured base URL."""
+        first = self._api is None
+        api: Api = Client.api.fget(self)  # type: ignore[attr-defined]
+        if first:
+            # A plain attribute of the API domain.
+            api.base_url = self._api_base_url
+        return api
+
+
 class TwilioRestGateway:
     """TwilioGateway over the official SDK, with an explicit timeout and bounded retries."""
 
@@ -92,10 +118,8 @@ class TwilioRestGateway:
                                breaker=self.breaker, retry_after=self.http.last_retry_after,
                                clock=clock)
         _tune_session(self.http.session, settings.twilio_api_base_url)
-        self.client = Client(username, password, settings.twilio_account_sid,
-                             http_client=self.http)
-        # A plain attribute of the API domain: points the SDK at a mock in development.
-        self.client.api.base_url = settings.twilio_api_base_url
+        self.client = _Client(username, password, settings.twilio_account_sid,
+                              http_client=self.http, api_base_url=settings.twilio_api_base_url)
 
     def send_message(self, call_sid: str, content: str, idempotency_key: str | None, *,
                      deadline: float | None = None) -> SentMessage:

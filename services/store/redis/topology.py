@@ -9,13 +9,13 @@ not used (Sentinel names the primary, and names another after a failover).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import redis
-from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
-from redis.retry import Retry
-from redis.sentinel import Sentinel
+if TYPE_CHECKING:
+    import redis
+
+# redis-py is imported where a client is built, not here: settings read this module in every
+# worker, and a worker on SQLite or PostgreSQL never loads the Redis client.
 
 Kind = Literal["plain", "cluster", "sentinel"]
 # Bounded timeouts: an unreachable Redis costs a request at most a few seconds (503 after).
@@ -25,6 +25,10 @@ WAIT_TIMEOUT_MS = 1000
 
 
 def _options() -> dict[str, Any]:
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     return {"decode_responses": True, "socket_connect_timeout": CONNECT_TIMEOUT_S,
             "socket_timeout": SOCKET_TIMEOUT_S, "health_check_interval": 30,
             "retry_on_timeout": False,
@@ -62,6 +66,12 @@ class RedisTopology:
     def connect(self, url: str) -> redis.Redis:
         """A client for `url` (never logged: it may hold a password). For a cluster, a
         RedisCluster, typed as redis.Redis: the store calls only commands both have."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.cluster import RedisCluster
+        from redis.retry import Retry
+        from redis.sentinel import Sentinel
+
         if self.kind == "cluster":
             # Every node answers CLUSTER SLOTS; keys are routed by slot from then on. A
             # failed-over slot is re-learnt on the next MOVED or connection error.

@@ -62,7 +62,7 @@ def _writer(path: str) -> GroupCommit:
     with _writers_guard:
         writer = _writers.get(key)
         if writer is None:
-            writer = _writers[key] = GroupCommit(lambda: _open(path))
+            writer = _writers[key] = GroupCommit(lambda: _open(path), int(BUSY_TIMEOUT_S * 1000))
         return writer
 
 

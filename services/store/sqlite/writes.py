@@ -1,7 +1,9 @@
-"""Group commit for SQLite: a process's concurrent writes share one transaction, off the hub."""
+"""Group commit for SQLite: a process's concurrent writes share one transaction, off the hub
+unless SQLite's write lock is free."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import sys
@@ -12,6 +14,17 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 # Writes wait at most this long for the transaction that will carry them to start.
 QUEUE_TIMEOUT_S = 10.0
+# Under gevent the writer connection does not checkpoint the WAL as it commits (a checkpoint
+# writes and syncs the database file: not on the hub); a passive checkpoint runs off the hub
+# after this many transactions instead (SQLite's own default is every 1000 WAL pages, several
+# transactions' worth).
+CHECKPOINT_EVERY = 100
+
+
+def _under_gevent() -> bool:
+    """True when gevent has patched threading (a gevent worker): threads are greenlets."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 def _off_the_hub(fn: Callable[[], T]) -> T:
@@ -20,12 +33,15 @@ def _off_the_hub(fn: Callable[[], T]) -> T:
     SQLite's C calls do not yield: a commit, or the busy handler's sleeps while another worker
     process holds the write lock, would stop every request of a gevent worker meanwhile.
     """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None or not monkey.is_module_patched("threading"):
+    if not _under_gevent():
         return fn()
     import gevent
 
     return gevent.get_hub().threadpool.apply(fn)  # type: ignore[no-any-return]
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class _Job:
@@ -53,10 +69,17 @@ class GroupCommit:
     `BEGIN IMMEDIATE … COMMIT`. Writes that arrive meanwhile queue for the next transaction, led
     by the first of them. A write is answered only once the transaction carrying it is
     committed, so acknowledged means durable; a failing write fails alone.
+
+    Under gevent the leader first lets the other ready greenlets queue their writes, then runs
+    the transaction on the hub when SQLite's write lock is free (a handful of page updates and
+    a WAL append: the hop to a native thread and back cost more CPU than that), and on
+    gevent's thread pool when another process holds it, where waiting stalls no other request.
     """
 
-    def __init__(self, open_db: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, open_db: Callable[[], sqlite3.Connection],
+                 busy_timeout_ms: int = int(QUEUE_TIMEOUT_S * 1000)) -> None:
         self._open = open_db
+        self._busy_timeout_ms = busy_timeout_ms
         self._reset()
 
     def _reset(self) -> None:
@@ -66,6 +89,7 @@ class GroupCommit:
         self._queue: list[_Job] = []
         self._busy = False
         self._db: sqlite3.Connection | None = None
+        self._since_checkpoint = 0
 
     def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn` in a write transaction (shared with concurrent writes); its result."""
@@ -92,10 +116,17 @@ class GroupCommit:
         return job.result  # type: ignore[no-any-return]
 
     def _lead(self) -> None:
+        hub = _under_gevent()
+        if hub:
+            # Greenlets with a request ready get to queue their writes: one transaction for all.
+            import gevent
+
+            gevent.sleep(0)
         with self._guard:
             batch, self._queue = self._queue, []
         try:
-            _off_the_hub(lambda: self._transaction(batch))
+            if not hub or not self._on_the_hub(batch):
+                _off_the_hub(lambda: self._transaction(batch))
         except BaseException as exc:  # the commit (or BEGIN) failed: every write failed
             for job in batch:
                 job.error = job.error or exc
@@ -103,6 +134,8 @@ class GroupCommit:
             for job in batch:
                 job.done = True
                 job.wake.set()
+            if hub and self._since_checkpoint >= CHECKPOINT_EVERY:
+                self._checkpoint()
             with self._guard:
                 if self._queue:
                     self._queue[0].leads = True
@@ -110,33 +143,76 @@ class GroupCommit:
                 else:
                     self._busy = False
 
+    def _connection(self, hub: bool) -> sqlite3.Connection:
+        if self._db is None:
+            db = self._open()
+            if hub:  # checkpoints run off the hub (_checkpoint), not in a COMMIT on it
+                db.execute("PRAGMA wal_autocheckpoint=0")
+            self._db = db
+        return self._db
+
+    def _on_the_hub(self, batch: list[_Job]) -> bool:
+        """Run the batch's transaction here when the write lock is free; False if it is not."""
+        db = self._connection(hub=True)
+        db.execute("PRAGMA busy_timeout=0")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                return False  # another process writes: wait for it on the thread pool
+            raise
+        finally:
+            db.execute(f"PRAGMA busy_timeout={self._busy_timeout_ms}")
+        self._since_checkpoint += 1
+        try:
+            self._run(db, batch)
+        except _WriteFailed:
+            if len(batch) > 1:  # each again alone, off the hub (they may wait for the lock)
+                _off_the_hub(lambda: self._alone(db, batch))
+        return True
+
+    def _checkpoint(self) -> None:
+        """Copy the WAL's pages into the database file, off the hub, without waiting on anyone."""
+        db, self._since_checkpoint = self._db, 0
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):  # the next one will do; the WAL grows
+                _off_the_hub(lambda: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())
+
     def _transaction(self, batch: list[_Job]) -> None:
         # On a native thread under gevent: touches only SQLite and the jobs' own fields.
-        if self._db is None:
-            self._db = self._open()
-        db = self._db
+        # Under gevent _on_the_hub opened the connection already (without auto-checkpoints):
+        # a transaction that waited for the lock here counts toward the next checkpoint too.
+        db = self._connection(hub=False)
+        self._since_checkpoint += 1
         try:
             self._commit(db, batch)
         except _WriteFailed:
-            if len(batch) == 1:
-                return  # rolled back; the job holds its error
-            # One write failed (rarely: a bug, a constraint): the batch was rolled back, and
-            # each write runs again alone, so that it fails alone. Writes only read and write
-            # the database, so running one again is safe. Cheaper than a savepoint per write.
-            for job in batch:
-                job.error = None
-                try:
-                    self._commit(db, [job])
-                except _WriteFailed:
-                    pass
-                except Exception as exc:  # BEGIN or COMMIT: this write failed
-                    job.error = exc
+            if len(batch) > 1:
+                self._alone(db, batch)
 
-    @staticmethod
-    def _commit(db: sqlite3.Connection, jobs: list[_Job]) -> None:
+    def _alone(self, db: sqlite3.Connection, batch: list[_Job]) -> None:
+        # One write failed (rarely: a bug, a constraint): the batch was rolled back, and
+        # each write runs again alone, so that it fails alone. Writes only read and write
+        # the database, so running one again is safe. Cheaper than a savepoint per write.
+        for job in batch:
+            job.error = None
+            try:
+                self._commit(db, [job])
+            except _WriteFailed:
+                pass
+            except Exception as exc:  # BEGIN or COMMIT: this write failed
+                job.error = exc
+
+    @classmethod
+    def _commit(cls, db: sqlite3.Connection, jobs: list[_Job]) -> None:
         # IMMEDIATE takes SQLite's write lock up front, so two workers updating the same row
         # serialise instead of both reading the old one.
         db.execute("BEGIN IMMEDIATE")
+        cls._run(db, jobs)
+
+    @staticmethod
+    def _run(db: sqlite3.Connection, jobs: list[_Job]) -> None:
+        """The jobs, then COMMIT, in the transaction begun on `db`; rolled back if one raises."""
         try:
             for job in jobs:
                 try:
