@@ -53,7 +53,9 @@ def create_app(settings: Settings | None = None, *, store: Stores | None = None,
 
     metrics = Metrics()
     stores = store or open_stores(settings.store_url, settings.retention,
-                                   settings.store_pool_size)
+                                   settings.store_pool_size, settings.redis_topology)
+    if stores.redis is not None:
+        stores.redis.on_not_replicated.append(metrics.unreplicated_writes.inc)
     twilio = twilio or LazyGateway(lambda: rest_gateway(settings, metrics))
     metrics.worker_started(settings.serving.workers)
     history = (CallHistory(stores.history, keep_content=settings.message_log_content,

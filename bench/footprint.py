@@ -1,6 +1,6 @@
-"""Bytes per call in each store: what a plan must hold (docs/sizing.md#storage-per-call).
+"""Bytes per call in each store: what a plan must hold (docs/sizing.md#bytes-per-call).
 
-    python -m bench.footprint [--calls N] [--postgres URL]
+    python -m bench.footprint [--calls N] [--postgres URL] [--redis URL] [--redis-cluster URL]
 
 Plays N phone-to-SDK calls (a parent and a child leg, each through its statuses, as the
 webhooks bring them) into a fresh store through the store port, with a clock it moves by hand,
@@ -10,6 +10,9 @@ SQLite: the file's size once checkpointed and vacuumed. PostgreSQL: every callre
 (tables, indexes, TOAST) in a database of its own on the server at --postgres, created and
 dropped here, after VACUUM FULL: live rows only (the row versions that updates leave behind, until
 autovacuum lets their space be reused, added about a third on this machine).
+Redis (a server, or a Redis Cluster's node, holding nothing else: its memory is measured):
+`used_memory` summed over the primaries; TTLs run on the server's own clock, so the legs'
+expiry is played by deleting every key but the tombstones (`ended:`).
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from redis.cluster import RedisCluster
 
 from bench.workload import new_sid
 from services.legs.model import LegEvent
@@ -31,6 +36,9 @@ from services.legs.rules import Retention
 from services.store.legs import LegStore
 from services.store.postgres.database import PostgresDatabase
 from services.store.postgres.legs import PostgresStore
+from services.store.redis.database import RedisDatabase
+from services.store.redis.legs import RedisStore
+from services.store.redis.topology import RedisTopology
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.legs import SQLiteStore
 
@@ -64,7 +72,8 @@ def call_events(n: int) -> tuple[list[LegEvent], list[LegEvent]]:
 
 
 def measure(open_store: Callable[[Clock], LegStore], calls: int,
-            size: Callable[[], int]) -> list[tuple[str, float]]:
+            size: Callable[[], int],
+            expire: Callable[[], None] = lambda: None) -> list[tuple[str, float]]:
     """Bytes per call at each moment, the empty store's size taken off."""
     clock = Clock()
     legs = open_store(clock)
@@ -81,9 +90,11 @@ def measure(open_store: Callable[[Clock], LegStore], calls: int,
             for event in ended:
                 legs.apply(event)
         moments.append(("ended, retained", (size() - empty) / calls))
-        clock.now += RETENTION.leg_retention_s + 1
+        # Past the retention and the grace PostgreSQL's purge leaves after it (a minute).
+        clock.now += RETENTION.leg_retention_s + 120
         while legs.purge():
             pass
+        expire()
         moments.append(("tombstones only", (size() - empty) / calls))
         return moments
     finally:
@@ -118,6 +129,47 @@ def postgres_size(url: str) -> Callable[[], int]:
     return size
 
 
+def _data_memory(info: dict[str, Any]) -> int:
+    """used_memory less what replication holds (the backlog fills up to its 1 MB as writes
+    come, and the replicas' output buffers): the same with or without the data."""
+    return int(info["used_memory"]) - int(info.get("mem_replication_backlog", 0)) \
+        - int(info.get("mem_clients_slaves", 0))
+
+
+def redis_size(db: RedisDatabase) -> Callable[[], int]:
+    def size() -> int:
+        if db.topology.cluster:  # the primaries hold the data once
+            client = cast(RedisCluster, db.client())
+            info = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            return sum(_data_memory(node) for node in info.values())
+        return _data_memory(db.client().info("memory"))
+    return size
+
+
+def redis_expire(db: RedisDatabase, prefix: str) -> Callable[[], None]:
+    """What the TTLs of a retained leg do once LEG_RETENTION_S has passed: all but the
+    tombstones go."""
+    def expire() -> None:
+        client = db.client()
+        for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
+            if not key.startswith(f"{prefix}ended:"):
+                client.delete(key)
+    return expire
+
+
+def measure_redis(url: str, topology: RedisTopology, calls: int) -> list[tuple[str, float]]:
+    db = RedisDatabase(url, topology)
+    prefix = f"callrelay-footprint:{uuid.uuid4().hex[:12]}:"
+    try:
+        return measure(lambda clock: RedisStore(db, RETENTION, clock, prefix=prefix),
+                       calls, redis_size(db), redis_expire(db, prefix))
+    finally:
+        client = db.client()
+        for key in list(client.scan_iter(match=f"{prefix}*", count=1000)):
+            client.delete(key)
+        db.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure SQLite, and PostgreSQL when --postgres names a server; print a table."""
     parser = argparse.ArgumentParser(prog="python -m bench.footprint", description=__doc__,
@@ -125,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--postgres", help="a database URL on the server to measure on "
                                            "(a database is created there and dropped)")
+    parser.add_argument("--redis", help="a Redis server holding nothing else")
+    parser.add_argument("--redis-cluster", help="a node of a Redis Cluster holding nothing "
+                                                "else")
     args = parser.parse_args(argv)
     results: dict[str, list[tuple[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="callrelay-footprint-") as tmp:
@@ -145,10 +200,15 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(args.postgres, autocommit=True) as admin:
                 admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
                     sql.Identifier(name)))
+    if args.redis:
+        results["Redis"] = measure_redis(args.redis, RedisTopology(), args.calls)
+    if args.redis_cluster:
+        results["Redis Cluster"] = measure_redis(args.redis_cluster, RedisTopology("cluster"),
+                                                 args.calls)
     print(f"bytes per call ({args.calls:,} phone-to-SDK calls, two legs each)")
-    print(f"{'store':<12} {'live':>8} {'ended, retained':>16} {'tombstones only':>16}")
+    print(f"{'store':<14} {'live':>8} {'ended, retained':>16} {'tombstones only':>16}")
     for store, moments in results.items():
-        print(f"{store:<12} " + " ".join(f"{v:>{w},.0f}" for (_, v), w
+        print(f"{store:<14} " + " ".join(f"{v:>{w},.0f}" for (_, v), w
                                          in zip(moments, (8, 16, 16), strict=True)))
     return 0
 

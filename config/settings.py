@@ -19,10 +19,12 @@ from config.stores import (
     DEFAULT_POOL_SIZE,
     DEFAULT_STORE_URL,
     read_pool_size,
+    read_redis_topology,
     read_store_url,
     store_password,
 )
-from services.legs.rules import Retention
+from services.legs.rules import TOMBSTONE_FLOOR_S, Retention
+from services.store.redis.topology import RedisTopology
 from services.use_cases.lookup_budget import Budget
 
 __all__ = ["ConfigError", "ForwardingSettings", "ServingSettings", "Settings"]
@@ -54,6 +56,8 @@ class Settings:
     # It may hold a password (DATABASE_URL always does).
     store_url: str = field(default=DEFAULT_STORE_URL, repr=False)
     store_pool_size: int = DEFAULT_POOL_SIZE
+    # A Redis store's deployment: one server, a cluster or Sentinel; replicas a write awaits.
+    redis_topology: RedisTopology = field(default_factory=RedisTopology)
     twilio_caller_id: str | None = None
     inbound_client_identity: str | None = None
     # Dial policy (toll fraud): E.164 prefixes and ISO region codes an SDK may dial ("*": any)
@@ -68,6 +72,8 @@ class Settings:
     notify_deadline_s: float = 15.0
     leg_retention_s: float = 3600.0
     max_call_duration_s: float = 4 * 3600.0
+    # The least time an ended leg's (or conference's) SID is remembered as ended.
+    tombstone_retention_s: float = TOMBSTONE_FLOOR_S
     # Twilio requests a second (and the burst) that lookups of unknown calls may make.
     lookup_budget: Budget = field(default_factory=Budget)
     # Keep message content in the calls' histories (it may hold personal data).
@@ -89,7 +95,8 @@ class Settings:
     def retention(self) -> Retention:
         """How long legs (and the tombstones of ended legs) are kept."""
         return Retention(leg_retention_s=self.leg_retention_s,
-                         max_call_duration_s=self.max_call_duration_s)
+                         max_call_duration_s=self.max_call_duration_s,
+                         tombstone_floor_s=self.tombstone_retention_s)
 
     @property
     def rest_credentials(self) -> tuple[str, str]:
@@ -107,6 +114,7 @@ class Settings:
             load_dotenv(override=False)
             env = os.environ
         reader = EnvReader(env)
+        store_url = read_store_url(reader)
         api_key = reader.optional("TWILIO_API_KEY")
         api_secret = reader.optional("TWILIO_API_SECRET")
         if api_key and not API_KEY_RE.match(api_key):
@@ -124,8 +132,9 @@ class Settings:
             twilio_webhook_secret=reader.optional("TWILIO_WEBHOOK_SECRET"),
             public_base_url=read_public_base_url(reader),
             trusted_proxy_hops=reader.whole("TRUSTED_PROXY_HOPS", 1, minimum=0),
-            store_url=read_store_url(reader),
+            store_url=store_url,
             store_pool_size=read_pool_size(reader),
+            redis_topology=read_redis_topology(reader, store_url),
             inbound_client_identity=reader.optional("INBOUND_CLIENT_IDENTITY"),
             **read_dialling(reader),
             log_level=_log_level(reader),
@@ -133,6 +142,8 @@ class Settings:
             notify_deadline_s=reader.number("NOTIFY_DEADLINE_S", 15.0, minimum=0.1),
             leg_retention_s=reader.number("LEG_RETENTION_S", 3600.0, minimum=1),
             max_call_duration_s=reader.number("MAX_CALL_DURATION_S", 4 * 3600.0, minimum=60),
+            tombstone_retention_s=reader.number("TOMBSTONE_RETENTION_S", TOMBSTONE_FLOOR_S,
+                                                minimum=60),
             lookup_budget=read_lookup_budget(reader),
             message_log_content=reader.flag("MESSAGE_LOG_CONTENT") or False,
             forwarding=read_forwarding(reader),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 
 from config.reader import EnvReader
+from services.store.redis.topology import RedisTopology, parse_sentinels
 from services.store.url import parse_store_url
 
 DEFAULT_STORE_URL = "sqlite:///data/callrelay.sqlite3"
@@ -45,3 +46,39 @@ def store_password(url: str) -> str | None:
     except ValueError:
         return None
     return unquote(password) if password else None
+
+
+def read_redis_topology(reader: EnvReader, store_url: str) -> RedisTopology:
+    """REDIS_CLUSTER, REDIS_SENTINELS with REDIS_SENTINEL_MASTER, REDIS_MIN_REPLICAS: how the
+    Redis store reaches its data. Each is refused, in one line, unless the store is Redis."""
+    cluster = reader.flag("REDIS_CLUSTER") or False
+    sentinels_text, master = reader.optional("REDIS_SENTINELS"), \
+        reader.optional("REDIS_SENTINEL_MASTER")
+    min_replicas = reader.whole("REDIS_MIN_REPLICAS", 0, minimum=0, maximum=10)
+    is_redis = parse_store_url(store_url).kind == "redis" if store_url else False
+    asked = [name for name, given in (("REDIS_CLUSTER", cluster),
+                                      ("REDIS_SENTINELS", sentinels_text),
+                                      ("REDIS_MIN_REPLICAS", min_replicas)) if given]
+    if asked and not is_redis:
+        reader.problem(f"{asked[0]} is set but the store is not Redis: set STORE_URL (or "
+                       "REDIS_URL) to a redis:// or rediss:// URL")
+        return RedisTopology()
+    sentinels: tuple[tuple[str, int], ...] = ()
+    if sentinels_text:
+        try:
+            sentinels = parse_sentinels(sentinels_text)
+        except ValueError as exc:
+            reader.problem(f"REDIS_SENTINELS is malformed: {exc}")
+    if bool(sentinels_text) != bool(master):
+        reader.problem("REDIS_SENTINELS and REDIS_SENTINEL_MASTER must be set together")
+    if cluster and sentinels_text:
+        reader.problem("REDIS_CLUSTER and REDIS_SENTINELS cannot both be set: a cluster "
+                       "fails over by itself")
+    if cluster and store_url.startswith("unix://"):
+        reader.problem("REDIS_CLUSTER is set but the Redis URL is a unix socket: give one "
+                       "node's redis:// URL")
+    if cluster:
+        return RedisTopology("cluster", min_replicas=min_replicas)
+    if sentinels and master:
+        return RedisTopology("sentinel", sentinels, master, min_replicas)
+    return RedisTopology(min_replicas=min_replicas)

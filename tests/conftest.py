@@ -20,6 +20,7 @@ from config.settings import Settings
 from sandbox.twilio_mock import TwilioMock
 from tests.support.env import ACCOUNT_SID, AUTH_TOKEN, make_env
 from tests.support.postgres_server import temporary_database
+from tests.support.redis_topologies import LocalCluster, LocalSentinel
 from tests.support.relay import Relay
 
 
@@ -107,6 +108,27 @@ def postgres_database() -> Iterator[str]:
     make schemas of their own in it. Dropped at the end of the run."""
     with temporary_database() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A Redis Cluster of this test run: three primaries, three replicas (skips without
+    redis-server unless CALLRELAY_REQUIRE_REDIS=1)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
+    """A primary, its replica and three Sentinels of this test run (skips like the cluster)."""
+    sentinel = LocalSentinel(tmp_path_factory.mktemp("redis-sentinel"))
+    try:
+        yield sentinel.start()
+    finally:
+        sentinel.stop()
 
 
 @pytest.fixture

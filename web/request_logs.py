@@ -8,7 +8,8 @@ import re
 import time
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Request, Response, g, has_request_context, request
+from flask.ctx import _AppCtxGlobals
 from werkzeug.exceptions import HTTPException
 
 from services.legs.model import is_call_sid
@@ -66,29 +67,40 @@ def _new_request_id() -> str:
     return f"{random.getrandbits(128):032x}"
 
 
+def _current() -> tuple[Request, _AppCtxGlobals]:
+    """This request and its `g`, looked up once: each use of Flask's context-local proxies
+    looks them up again (about 0.7 µs for `request.x`, 1.5 to 2.5 µs for `g.get`), and the hooks
+    below used them some fifteen times a request."""
+    return request._get_current_object(), g._get_current_object()  # type: ignore[attr-defined]
+
+
 def _start() -> None:
-    g.request_started = time.perf_counter()
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = given if given and _SANE_REQUEST_ID.match(given) else _new_request_id()
+    req, ctx = _current()
+    ctx.request_started = time.perf_counter()
+    given = req.headers.get(REQUEST_ID_HEADER, "")
+    ctx.request_id = given if given and _SANE_REQUEST_ID.match(given) else _new_request_id()
 
 
 def _finish(response: Response, metrics: Metrics) -> Response:
-    seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
-    request_id = g.get("request_id") or _new_request_id()
+    req, ctx = _current()
+    seconds = time.perf_counter() - ctx.get("request_started", time.perf_counter())
+    request_id = ctx.get("request_id") or _new_request_id()
     response.headers[REQUEST_ID_HEADER] = request_id
-    route = request.url_rule.rule if request.url_rule is not None else "unmatched"
+    rule = req.url_rule
+    route = rule.rule if rule is not None else "unmatched"
+    method = req.method
     status = response.status_code
     error = _error(response)
-    metrics.request(route, request.method, status, seconds)
+    metrics.request(route, method, status, seconds)
     if error.get("code") == "store_unavailable":
         metrics.store_error("request")
     if route == "/notify":
         metrics.notify("sent" if status < 400 else str(error.get("code", status)),
                        error.get("twilio_code"))
-    fields: dict[str, Any] = {"request_id": request_id, "method": request.method,
+    fields: dict[str, Any] = {"request_id": request_id, "method": method,
                               "route": route, "status": status,
                               "duration_ms": round(seconds * 1000, 1)}
-    annotated = g.get("log_fields", {})
+    annotated = ctx.get("log_fields", {})
     # A view that knows the call names it (annotate); otherwise it is looked for in the request,
     # unless the request was refused unauthenticated (a forged webhook's CallSid is no call).
     call_sid = annotated.get("call_sid") or (None if status in _UNVERIFIED else

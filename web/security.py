@@ -97,7 +97,9 @@ class TwilioSignatures:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                valid = self.valid(request)
+                # The request itself, not the context-local proxy that valid would go through
+                # at each of its dozen reads (about 0.7 µs each).
+                valid = self.valid(request._get_current_object())  # type: ignore[attr-defined]
             except HTTPException:
                 raise  # a body over MAX_CONTENT_LENGTH stays a 413
             except Exception as exc:

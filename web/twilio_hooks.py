@@ -16,7 +16,6 @@ from services.store.conferences import ConferenceStore
 from services.store.legs import LegStore
 from services.twilio.conference_access import ConferenceAccess
 from services.twilio.dial_policy import DialObserver, DialPolicy
-from services.twilio.twiml import DialPlan, voice_response
 from services.use_cases.call_history import CallHistory
 from services.use_cases.record_conference import record_conference
 from services.use_cases.record_status import record_status
@@ -65,6 +64,10 @@ def twilio_blueprint(settings: Settings, signatures: TwilioSignatures, urls: Pub
     @signatures.required
     def voice() -> Response:
         """The TwiML App's Voice URL: record the parent leg, answer with a <Dial>."""
+        # The SDK's TwiML builder (xml.etree, 0.9 MiB of a worker's memory) loads with the
+        # first Voice URL request: a worker that only takes status callbacks never needs it.
+        from services.twilio.twiml import DialPlan, voice_response
+
         # A field given twice: Twilio's value, the first; the SDK's connect parameters follow.
         params = request.form.to_dict()
         record(params, voice_request=True)

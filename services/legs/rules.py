@@ -58,7 +58,8 @@ def call_order(leg: Leg) -> tuple[bool, float, str]:
 # 5, 15 s each), its queueing and clock skew stay well within it.
 STALE_FLOOR_S = 15 * 60.0
 # Tombstones outlive every replay window worth worrying about that the Timestamp guard cannot
-# close: the Voice URL request carries no Timestamp.
+# close: the Voice URL request carries no Timestamp. TOMBSTONE_RETENTION_S changes this floor
+# (small Redis plans: docs/sizing.md); it never goes below what the Timestamp guard needs.
 TOMBSTONE_FLOOR_S = 7 * 24 * 3600.0
 # Twilio ends a call that reaches its time limit as completed.
 EXPIRED_STATUS = "completed"
@@ -72,6 +73,8 @@ class Retention:
     # Twilio ends calls after 4 hours by default; a leg whose `completed` callback was lost
     # must not stay "live" (and in the store) for ever.
     max_call_duration_s: float = 4 * 3600.0
+    # The least time a tombstone is kept (TOMBSTONE_RETENTION_S).
+    tombstone_floor_s: float = TOMBSTONE_FLOOR_S
 
     @property
     def stale_after_s(self) -> float:
@@ -87,7 +90,9 @@ class Retention:
         revive a leg was stamped before the leg ended, so once the tombstone is gone the
         Timestamp guard refuses it. No gap between the two.
         """
-        return max(TOMBSTONE_FLOOR_S, 2 * self.max_call_duration_s + self.leg_retention_s)
+        # stale_after_s >= LEG_RETENTION_S; it is the larger once TOMBSTONE_RETENTION_S no
+        # longer hides a short LEG_RETENTION_S behind a week.
+        return max(self.tombstone_floor_s, 2 * self.max_call_duration_s + self.stale_after_s)
 
 
 def expires_at(leg: Leg, retention: Retention) -> float:

@@ -139,6 +139,10 @@ class Metrics:
             "callrelay_store_errors", "Times the store could not be reached, by who noticed: "
             "a request (answered 503 store_unavailable) or the forwarding thread.",
             ["source"], registry=r)
+        self.unreplicated_writes = Counter(
+            "callrelay_store_unreplicated_writes", "Redis writes fewer replicas than "
+            "REDIS_MIN_REPLICAS acknowledged in time: not acknowledged (answered 503, Twilio "
+            "retries).", registry=r)
         self._forwarding_metrics(r)
         self._worker_metrics(r)
         self._lookup_metrics(r)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Protocol
-
-import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
+from functools import cache
+from typing import TYPE_CHECKING, Protocol
 
 from services.observability.redaction import mask_phone
+
+if TYPE_CHECKING:
+    import phonenumbers
 
 NUMBER, CLIENT, SIP, CONFERENCE = "number", "client", "sip", "conference"
 ALLOW_ANY = "*"
@@ -42,11 +43,18 @@ _SIP_PARAMS: dict[str, re.Pattern[str]] = {
     "region": _TOKEN,
     "edge": _TOKEN,
 }
-_REFUSED_TYPES = {PhoneNumberType.PREMIUM_RATE: "premium_rate",
-                  PhoneNumberType.SHARED_COST: "shared_cost",
-                  # Personal numbers (the UK's 070, the NANP's 5XX) forward anywhere, at the
-                  # rates their owner sets.
-                  PhoneNumberType.PERSONAL_NUMBER: "personal_number"}
+
+
+@cache
+def _refused_types() -> dict[int, str]:
+    """The number types refused whatever the prefix, by phonenumbers' PhoneNumberType."""
+    from phonenumbers import PhoneNumberType
+
+    return {PhoneNumberType.PREMIUM_RATE: "premium_rate",
+            PhoneNumberType.SHARED_COST: "shared_cost",
+            # Personal numbers (the UK's 070, the NANP's 5XX) forward anywhere, at the rates
+            # their owner sets.
+            PhoneNumberType.PERSONAL_NUMBER: "personal_number"}
 
 
 @dataclass(frozen=True)
@@ -104,17 +112,21 @@ class DialPolicy:
         return Refused("unknown_scheme", f"{name}:****")
 
     def _number(self, to: str) -> Allowed | Refused:
+        # phonenumbers (1.1 MiB of a worker's memory) loads with the first number dialled or
+        # the caller ID's region: a worker that only takes status callbacks never needs it.
+        import phonenumbers
+
         invalid = Refused("invalid_number", mask_phone(re.sub(r"[^0-9+]", "", to)))
         if not _PHONE_RE.fullmatch(to):
             return invalid
         try:
             parsed = phonenumbers.parse(to, self.region)
-        except NumberParseException:
+        except phonenumbers.NumberParseException:
             return invalid
         if parsed.extension or not phonenumbers.is_valid_number(parsed):
             return invalid
-        e164 = phonenumbers.format_number(parsed, PhoneNumberFormat.E164)
-        refused = _REFUSED_TYPES.get(phonenumbers.number_type(parsed))
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        refused = _refused_types().get(phonenumbers.number_type(parsed))
         if refused:
             return Refused(refused, mask_phone(e164))
         if not self._allows(parsed, e164):
@@ -128,6 +140,8 @@ class DialPolicy:
         prefixes = tuple(entry for entry in self.allow if entry.startswith("+"))
         if prefixes and e164.startswith(prefixes):
             return True
+        import phonenumbers
+
         # The region of the number itself: +1876 is Jamaica's, not the US's.
         return phonenumbers.region_code_for_number(parsed) in self.allow
 
@@ -160,9 +174,11 @@ def _region(caller_id: str | None) -> str | None:
     """The region a caller ID belongs to, for reading national numbers; None if there is none."""
     if not caller_id:
         return None
+    import phonenumbers
+
     try:
         parsed = phonenumbers.parse(caller_id)
-    except NumberParseException:
+    except phonenumbers.NumberParseException:
         return None
     region = (phonenumbers.region_code_for_number(parsed)
               or phonenumbers.region_code_for_country_code(parsed.country_code or 0))

@@ -1,5 +1,5 @@
-"""A gunicorn worker killed with SIGKILL mid-burst loses no acknowledged webhook, on SQLite and on
-PostgreSQL."""
+"""A gunicorn worker killed with SIGKILL mid-burst loses no acknowledged webhook, on SQLite, on
+PostgreSQL, and on Redis (one server, a Redis Cluster, a primary behind Sentinel)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sandbox.devtools import free_port
 from tests.e2e.harness import Service
 from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 from tests.support.postgres_server import temporary_database
+from tests.support.redis_server import redis_server
 
 pytestmark = pytest.mark.e2e
 BURST = 600
@@ -42,20 +43,36 @@ def wait_for_acknowledged(acknowledged: list[str], count: int, futures: list[Fut
         time.sleep(0.005)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store_url(request, tmp_path) -> Iterator[str]:
-    """The store the service writes to: a SQLite file, or a PostgreSQL database of its own."""
+REDIS = pytest.mark.redis
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("redis", marks=REDIS),
+                        pytest.param("redis-cluster", marks=REDIS),
+                        pytest.param("redis-sentinel", marks=REDIS)])
+def store_env(request, tmp_path) -> Iterator[dict[str, str]]:
+    """The store the service writes to: a SQLite file, a PostgreSQL database of its own, a
+    Redis server of its own, or this run's Redis Cluster or Sentinel deployment."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/callrelay.sqlite3"
-        return
-    with temporary_database() as url:
-        yield url
+        yield {"STORE_URL": f"sqlite:///{tmp_path}/callrelay.sqlite3"}
+    elif request.param == "postgres":
+        with temporary_database() as url:
+            yield {"STORE_URL": url}
+    elif request.param == "redis":
+        with redis_server() as server:
+            yield {"STORE_URL": server.url}
+    elif request.param == "redis-cluster":
+        yield {"STORE_URL": request.getfixturevalue("redis_cluster").url,
+               "REDIS_CLUSTER": "true"}
+    else:
+        sentinel = request.getfixturevalue("redis_sentinel")
+        yield {"STORE_URL": sentinel.url, "REDIS_SENTINELS": sentinel.addresses,
+               "REDIS_SENTINEL_MASTER": sentinel.MASTER}
 
 
-def test_sigkill_mid_burst_loses_no_acknowledged_webhook(tmp_path, twilio, store_url):
+def test_sigkill_mid_burst_loses_no_acknowledged_webhook(tmp_path, twilio, store_env):
     port = free_port()
-    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-                   STORE_URL=store_url)
+    env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", **store_env)
     calls = [phone_calls_sdk(ACCOUNT_SID, identity=f"user{i}") for i in range(BURST)]
     # Each call's ringing child leg: a distinct leg (and row) per webhook.
     steps = [call.answer[1] for call in calls]

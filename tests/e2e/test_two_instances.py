@@ -1,5 +1,6 @@
-"""Two callrelay instances (two Procfile commands) on one Redis, or one PostgreSQL database, agree
-on every leg, and ride out the store's outage."""
+"""Two callrelay instances (two Procfile commands) on one Redis (a server, a Redis Cluster, or a
+primary behind Sentinel), or one PostgreSQL database, agree on every leg, and ride out the
+store's outage."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -19,6 +21,7 @@ from tests.e2e.harness import Service
 from tests.support.env import ACCOUNT_SID, RELAY_TOKEN, make_env, sign
 from tests.support.postgres_server import temporary_database
 from tests.support.redis_server import RedisServer, redis_server
+from tests.support.redis_topologies import LocalCluster, LocalSentinel
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
 pytestmark = pytest.mark.e2e
@@ -45,8 +48,10 @@ def notify(service: Service, body: dict) -> requests.Response:
 class Store:
     """The shared store, and how to take it away and bring it back."""
 
-    def __init__(self, url: str, server: RedisServer | TcpProxy, keeps_data: bool) -> None:
+    def __init__(self, url: str, server: RedisServer | TcpProxy | LocalCluster | LocalSentinel,
+                 keeps_data: bool, env: dict[str, str] | None = None) -> None:
         self.url, self.server, self.keeps_data = url, server, keeps_data
+        self.env = env or {}
 
     def stop(self) -> None:
         self.server.stop()
@@ -56,11 +61,28 @@ class Store:
 
 
 @contextmanager
-def shared_store(kind: str) -> Iterator[Store]:
+def shared_store(kind: str, workdir: Path) -> Iterator[Store]:
     if kind == "redis":
         # A server of its own, without persistence: it comes back empty.
         with redis_server() as redis:
             yield Store(redis.url, redis, keeps_data=False)
+        return
+    if kind in ("redis-cluster", "redis-sentinel"):
+        # A deployment of its own (the outage kills every node), without persistence: it
+        # comes back empty, the cluster's shape kept in its nodes' configuration files.
+        deployment: LocalCluster | LocalSentinel
+        if kind == "redis-cluster":
+            deployment = LocalCluster(workdir)
+            env = {"REDIS_CLUSTER": "true"}
+        else:
+            deployment = LocalSentinel(workdir)
+            env = {"REDIS_SENTINELS": deployment.addresses,
+                   "REDIS_SENTINEL_MASTER": deployment.MASTER}
+        deployment.start()
+        try:
+            yield Store(deployment.url, deployment, keeps_data=False, env=env)
+        finally:
+            deployment.stop()
         return
     # The machine's PostgreSQL is shared with other runs: the outage is played by a proxy
     # between callrelay and a database of this test's own.
@@ -73,11 +95,13 @@ def shared_store(kind: str) -> Iterator[Store]:
 
 
 @pytest.fixture(params=[pytest.param("redis", marks=pytest.mark.redis),
+                        pytest.param("redis-cluster", marks=pytest.mark.redis),
+                        pytest.param("redis-sentinel", marks=pytest.mark.redis),
                         pytest.param("postgres", marks=pytest.mark.postgres)])
 def cluster(request, tmp_path, twilio):
-    with shared_store(request.param) as store:
+    with shared_store(request.param, tmp_path / "store") as store:
         # Redis as STORE_URL; PostgreSQL as Heroku and Render hand it, in DATABASE_URL.
-        where = {"STORE_URL": store.url} if request.param == "redis" else \
+        where = {"STORE_URL": store.url, **store.env} if request.param != "postgres" else \
             {"STORE_URL": "", "DATABASE_URL": store.url}
         env = make_env(tmp_path, twilio, PUBLIC_BASE_URL=PUBLIC, **where)
         with Service(env, workers=2, port=free_port(), log_path=tmp_path / "a.log") as a, \

@@ -20,6 +20,7 @@ from services.store.redis.database import RedisDatabase
 from services.store.redis.outbox import RedisOutbox
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.outbox import SQLiteOutbox
+from tests.store.support import REDIS_KINDS, delete_prefix, redis_database, redis_location
 from tests.support.clock import FakeClock
 from tests.support.memory_outbox import MemoryOutbox
 from tests.support.memory_store import MemoryLeases
@@ -35,6 +36,8 @@ def clock() -> FakeClock:
 
 
 ADAPTERS = ["sqlite", pytest.param("redis", marks=pytest.mark.redis),
+            pytest.param("redis-cluster", marks=pytest.mark.redis),
+            pytest.param("redis-sentinel", marks=pytest.mark.redis),
             pytest.param("postgres", marks=pytest.mark.postgres), "memory"]
 
 
@@ -67,7 +70,14 @@ def outboxes(kind: str, tmp_path: Path,
         with temporary_schema(database) as url, _outboxes(kind, tmp_path, url) as factory:
             yield factory
         return
-    with _outboxes(kind, tmp_path, redis_url() if kind == "redis" else "") as factory:
+    if kind == "redis-cluster":
+        url = redis_location(kind, request.getfixturevalue("redis_cluster").url)
+    elif kind == "redis-sentinel":
+        sentinel = request.getfixturevalue("redis_sentinel")
+        url = redis_location(kind, sentinel.url, sentinel.addresses, sentinel.MASTER)
+    else:
+        url = redis_url() if kind == "redis" else ""
+    with _outboxes(kind, tmp_path, url) as factory:
         yield factory
 
 
@@ -88,19 +98,17 @@ def _outboxes(kind: str, tmp_path: Path, url: str) -> Iterator[OutboxFactory]:
         elif kind == "postgres":
             outbox = PostgresOutbox(PostgresDatabase(url), clock)
         else:
-            outbox = RedisOutbox(RedisDatabase(url), clock, prefix=prefix)
+            outbox = RedisOutbox(redis_database(kind, url), clock, prefix=prefix)
         opened.append(outbox)
         return outbox
 
     yield factory
     for outbox in opened:
         outbox.close()
-    if kind == "redis":
-        client = redis.Redis.from_url(url)
-        keys = list(client.scan_iter(match=f"{prefix}*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
+    if kind in REDIS_KINDS:
+        database = redis_database(kind, url)
+        delete_prefix(database.client(), prefix)
+        database.close()
 
 
 def event(event_id: str, stream: str = "CA1") -> OutboxEvent:

@@ -1,5 +1,6 @@
-"""Fixtures for the store tests: every contract test runs against each adapter (SQLite, Redis,
-PostgreSQL) and against the in-memory store the unit tests use, which proves that fake faithful."""
+"""Fixtures for the store tests: every contract test runs against each adapter (SQLite, Redis on
+one server, on a Redis Cluster and through Sentinel, PostgreSQL) and against the in-memory
+store the unit tests use, which proves that fake faithful."""
 
 from __future__ import annotations
 
@@ -9,10 +10,17 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.store.support import StoreFactory, delete_prefix, unique_prefix
+from tests.store.support import (
+    StoreFactory,
+    delete_prefix,
+    redis_database,
+    redis_location,
+    unique_prefix,
+)
 from tests.support.clock import FakeClock
 from tests.support.postgres_server import temporary_schema
 from tests.support.redis_server import redis_url
+from tests.support.redis_topologies import LocalCluster, LocalSentinel
 
 
 @pytest.fixture
@@ -39,6 +47,15 @@ def _factories(kind: str, request: pytest.FixtureRequest,
             yield factory
             factory.close()
         return
+    if kind in ("redis-cluster", "redis-sentinel"):
+        location = _topology_location(kind, request)
+        factory = StoreFactory(kind, location, unique_prefix())
+        yield factory
+        factory.close()
+        database = redis_database(kind, location)
+        delete_prefix(database.client(), factory.prefix)
+        database.close()
+        return
     if kind != "redis":
         factory = StoreFactory(kind, str(tmp_path / "legs.sqlite3"))
         yield factory
@@ -51,17 +68,30 @@ def _factories(kind: str, request: pytest.FixtureRequest,
     delete_prefix(client, factory.prefix)
 
 
+def _topology_location(kind: str, request: pytest.FixtureRequest) -> str:
+    """The session's cluster or Sentinel deployment (started on first use), as a location."""
+    if kind == "redis-cluster":
+        cluster: LocalCluster = request.getfixturevalue("redis_cluster")
+        return redis_location(kind, cluster.url)
+    sentinel: LocalSentinel = request.getfixturevalue("redis_sentinel")
+    return redis_location(kind, sentinel.url, sentinel.addresses, sentinel.MASTER)
+
+
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
+# Redis beyond one server: the same contract on a Redis Cluster and through Sentinel.
+CLUSTER = pytest.param("redis-cluster", marks=pytest.mark.redis)
+SENTINEL = pytest.param("redis-sentinel", marks=pytest.mark.redis)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), POSTGRES,
-                        "memory"])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), CLUSTER,
+                        SENTINEL, POSTGRES, "memory"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """Opens stores of the adapter under test, all on the same registry."""
     yield from _factories(request.param, request, tmp_path)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), POSTGRES])
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis), CLUSTER,
+                        SENTINEL, POSTGRES])
 def make_shared_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
     """The adapters that several processes share (not the in-memory fake), for the tests that
     fork or hold a database of their own (conferences, process races)."""

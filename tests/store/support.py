@@ -1,5 +1,5 @@
-"""How the store tests open adapters: store factories (SQLite, Redis, PostgreSQL, in memory),
-Redis prefixes."""
+"""How the store tests open adapters: store factories (SQLite, Redis on one server, a cluster or
+Sentinel, PostgreSQL, in memory), Redis prefixes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from services.store.redis.conferences import RedisConferenceStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.history import RedisMessageHistory
 from services.store.redis.legs import RedisStore
+from services.store.redis.topology import RedisTopology, parse_sentinels
 from services.store.sqlite.conferences import SQLiteConferenceStore
 from services.store.sqlite.database import SQLiteDatabase
 from services.store.sqlite.history import SQLiteMessageHistory
@@ -68,8 +69,8 @@ class StoreFactory:
             store = PostgresConferenceStore(PostgresDatabase(location), retention or Retention(),
                                             clock)
         else:
-            store = RedisConferenceStore(RedisDatabase(location), retention or Retention(),
-                                         clock, prefix=prefix)
+            store = RedisConferenceStore(redis_database(kind, location),
+                                         retention or Retention(), clock, prefix=prefix)
         self.opened.append(store)
         return store
 
@@ -87,8 +88,8 @@ class StoreFactory:
             store = PostgresMessageHistory(PostgresDatabase(self.location),
                                            retention or Retention(), clock)
         else:
-            store = RedisMessageHistory(RedisDatabase(self.location), retention or Retention(),
-                                        clock, prefix=self.prefix)
+            store = RedisMessageHistory(redis_database(self.kind, self.location),
+                                        retention or Retention(), clock, prefix=self.prefix)
         self.opened.append(store)
         return store
 
@@ -105,7 +106,25 @@ def open_spec(spec: tuple[str, str, str], retention: Retention,
         return SQLiteStore(SQLiteDatabase(location), retention, clock)
     if kind == "postgres":
         return PostgresStore(PostgresDatabase(location), retention, clock)
-    return RedisStore(RedisDatabase(location), retention, clock, prefix=prefix)
+    return RedisStore(redis_database(kind, location), retention, clock, prefix=prefix)
+
+
+REDIS_KINDS = ("redis", "redis-cluster", "redis-sentinel")
+
+
+def redis_location(kind: str, url: str, sentinels: str = "", master: str = "") -> str:
+    """A picklable location for a Redis kind: the URL, and for Sentinel its addresses."""
+    return f"{url}|{sentinels}|{master}" if kind == "redis-sentinel" else url
+
+
+def redis_database(kind: str, location: str) -> RedisDatabase:
+    """The RedisDatabase a Redis kind's location names: one server, a cluster, Sentinel."""
+    if kind == "redis-cluster":
+        return RedisDatabase(location, RedisTopology("cluster"))
+    if kind == "redis-sentinel":
+        url, sentinels, master = location.split("|")
+        return RedisDatabase(url, RedisTopology("sentinel", parse_sentinels(sentinels), master))
+    return RedisDatabase(location)
 
 
 def unique_prefix() -> str:
@@ -114,5 +133,5 @@ def unique_prefix() -> str:
 
 def delete_prefix(client: redis.Redis, prefix: str) -> None:
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-    if keys:
-        client.delete(*keys)
+    for key in keys:  # one by one: on a cluster they sit in many slots
+        client.delete(key)

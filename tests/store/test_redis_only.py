@@ -7,9 +7,11 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from sandbox.devtools import free_port
 from services.errors import StoreUnavailable
@@ -17,10 +19,12 @@ from services.legs.rules import Retention
 from services.store.legs import LegStore
 from services.store.redis.database import RedisDatabase
 from services.store.redis.legs import RedisStore
+from services.store.redis.topology import RedisTopology
 from tests.store.scenario import Scenario, apply_all, ev, sid
 from tests.store.support import StoreFactory
 from tests.support.clock import FakeClock
 from tests.support.redis_server import RedisServer
+from tests.support.redis_topologies import LocalCluster
 
 
 def prefix_ttls(client: redis.Redis, prefix: str) -> dict[str, int]:
@@ -187,3 +191,31 @@ def test_redis_store_recovers_when_redis_comes_back() -> None:
     finally:
         store.close()
         server.stop()
+
+
+@pytest.mark.redis
+def test_a_cluster_store_writes_again_once_a_replica_took_over_a_dead_shard(tmp_path) -> None:
+    """SIGKILL of the primary that holds a leg's slot: its replica is promoted (the cluster's
+    node timeout, 1 s here), and the store, told of the new map by the failed write, writes
+    there again: within a few of Twilio's retries, not never."""
+    cluster = LocalCluster(tmp_path / "cluster").start()
+    db = RedisDatabase(cluster.url, RedisTopology("cluster"))
+    try:
+        store = RedisStore(db, Retention())
+        leg = sid()
+        store.apply(ev(leg, "ringing", from_="client:alice"))
+        port = cast(RedisCluster, db.client()).get_node_from_key(f"callrelay:leg:{{{leg}}}").port
+        victim = next(node for node in cluster.nodes if node.port == port)
+        victim.kill()
+        applied = None
+        for _ in range(100):  # Twilio's retries, quickened: one every 0.1 s
+            try:
+                applied = store.apply(ev(leg, "in-progress", from_="client:alice"))
+                break
+            except StoreUnavailable:
+                time.sleep(0.1)
+        assert applied is not None and applied.status == "in-progress"
+        assert store.live_sdk_legs("alice") == [applied]
+    finally:
+        db.close()
+        cluster.stop()

@@ -80,12 +80,14 @@ def test_tombstones_last_a_week_or_longer_with_long_calls():
     assert long.tombstone_s == 9 * 86400
 
 
-@given(retention_s=st.floats(1, 10**8), max_call_s=st.floats(60, 10**8))
-def test_no_gap_between_tombstone_and_timestamp_guard(retention_s, max_call_s):
+@given(retention_s=st.floats(1, 10**8), max_call_s=st.floats(60, 10**8),
+       floor_s=st.floats(60, 10**8))
+def test_no_gap_between_tombstone_and_timestamp_guard(retention_s, max_call_s, floor_s):
     """A reviving callback was stamped before the leg ended; once the tombstone is gone it is
     older than tombstone_s, which the guard must refuse (with room for clock skew: at least
     2 x MAX_CALL_DURATION_S, itself at least a minute)."""
-    retention = Retention(leg_retention_s=retention_s, max_call_duration_s=max_call_s)
+    retention = Retention(leg_retention_s=retention_s, max_call_duration_s=max_call_s,
+                          tombstone_floor_s=floor_s)  # TOMBSTONE_RETENTION_S, however low
     assert retention.tombstone_s - retention.stale_after_s >= 2 * 60
     assert retention.tombstone_s > retention.leg_retention_s  # outlives the leg data
 

@@ -3,6 +3,7 @@
 import pytest
 
 from config.settings import ConfigError, Settings
+from services.store.redis.topology import RedisTopology
 
 SID = "AC" + "0" * 32
 BASE = {"TWILIO_ACCOUNT_SID": SID, "TWILIO_AUTH_TOKEN": "auth-token-secret",
@@ -262,3 +263,51 @@ def test_a_malformed_public_base_url_is_not_replaced_by_the_platforms():
     with pytest.raises(ConfigError, match=r"^PUBLIC_BASE_URL is malformed"):
         Settings.from_env({**BASE, "PUBLIC_BASE_URL": "relay.example.com",
                            "RENDER_EXTERNAL_URL": "https://callrelay.onrender.com"})
+
+
+def test_redis_topology_comes_from_its_variables():
+    redis = {**BASE, "REDIS_URL": "redis://:pw@r:6379/2"}
+    assert Settings.from_env(redis).redis_topology == RedisTopology()
+    cluster = Settings.from_env({**redis, "REDIS_CLUSTER": "true", "REDIS_MIN_REPLICAS": "1"})
+    assert cluster.redis_topology == RedisTopology("cluster", min_replicas=1)
+    sentinel = Settings.from_env({**redis, "REDIS_SENTINELS": "s1:26379, [::1]:26380",
+                                  "REDIS_SENTINEL_MASTER": "mymaster"})
+    assert sentinel.redis_topology == RedisTopology(
+        "sentinel", (("s1", 26379), ("::1", 26380)), "mymaster")
+
+
+@pytest.mark.parametrize("env, line", [
+    ({"REDIS_CLUSTER": "true"},
+     "REDIS_CLUSTER is set but the store is not Redis: set STORE_URL (or REDIS_URL) to a "
+     "redis:// or rediss:// URL"),
+    ({"REDIS_MIN_REPLICAS": "1", "DATABASE_URL": "postgres://u:pw@db/d"},
+     "REDIS_MIN_REPLICAS is set but the store is not Redis: set STORE_URL (or REDIS_URL) to a "
+     "redis:// or rediss:// URL"),
+    ({"REDIS_URL": "redis://r", "REDIS_SENTINELS": "s1:26379"},
+     "REDIS_SENTINELS and REDIS_SENTINEL_MASTER must be set together"),
+    ({"REDIS_URL": "redis://r", "REDIS_SENTINEL_MASTER": "mymaster"},
+     "REDIS_SENTINELS and REDIS_SENTINEL_MASTER must be set together"),
+    ({"REDIS_URL": "redis://r", "REDIS_SENTINELS": "s1", "REDIS_SENTINEL_MASTER": "m"},
+     "REDIS_SENTINELS is malformed: expected host:port, got 's1'"),
+    ({"REDIS_URL": "redis://r", "REDIS_CLUSTER": "yes", "REDIS_SENTINELS": "s1:1",
+      "REDIS_SENTINEL_MASTER": "m"},
+     "REDIS_CLUSTER and REDIS_SENTINELS cannot both be set: a cluster fails over by itself"),
+    ({"REDIS_URL": "redis://r", "REDIS_MIN_REPLICAS": "-1"},
+     "REDIS_MIN_REPLICAS is malformed: expected a whole number"),
+    ({"REDIS_URL": "redis://r", "REDIS_CLUSTER": "maybe"},
+     "REDIS_CLUSTER is malformed: expected on or off"),
+])
+def test_a_redis_topology_that_cannot_work_is_one_line(env, line):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**BASE, **env})
+    assert raised.value.problems == (line,)
+
+
+def test_tombstone_retention_sets_the_floor_but_never_below_the_timestamp_guard():
+    assert Settings.from_env(BASE).retention.tombstone_s == 7 * 86400
+    day = Settings.from_env({**BASE, "TOMBSTONE_RETENTION_S": "86400"})
+    assert day.retention.tombstone_s == 86400
+    least = Settings.from_env({**BASE, "TOMBSTONE_RETENTION_S": "60"})
+    assert least.retention.tombstone_s == 2 * 14400 + 3600  # 2 x MAX_CALL_DURATION_S + 1 h
+    with pytest.raises(ConfigError, match=r"^TOMBSTONE_RETENTION_S is malformed"):
+        Settings.from_env({**BASE, "TOMBSTONE_RETENTION_S": "a week"})

@@ -6,7 +6,8 @@ seq, left at]), a sorted set per name (`conference-name:<name>`) of the SIDs tha
 it, scored by each conference's expiry, and a tombstone (`conference-ended:<CF sid>`,
 "<ended_at> <expires_at>") that outlives the conference, so a replayed callback cannot revive
 it: written with every change, as the conference would read once forgotten (ended, or
-expired without an end). Every key carries a TTL.
+expired without an end). Every key carries a TTL. On a Redis Cluster the SID (the name, for
+the name's index) is a hash tag, `conference:{<CF sid>}`: a conference's keys share a slot.
 """
 
 from __future__ import annotations
@@ -82,10 +83,12 @@ class RedisConferenceStore:
         self.prefix = prefix
 
     def _keys(self, sid: str) -> tuple[str, str]:
-        return f"{self.prefix}conference:{sid}", f"{self.prefix}conference-participants:{sid}"
+        # On a cluster, `{sid}` puts a conference's three keys (one transaction) in one slot.
+        tag = self.db.topology.tag(sid)
+        return f"{self.prefix}conference:{tag}", f"{self.prefix}conference-participants:{tag}"
 
     def _tomb_key(self, sid: str) -> str:
-        return f"{self.prefix}conference-ended:{sid}"
+        return f"{self.prefix}conference-ended:{self.db.topology.tag(sid)}"
 
     def _buried(self, pipe: Pipeline, sid: str, now: float) -> Conference | None:
         """The conference its tombstone describes, while the tombstone lasts."""
@@ -96,11 +99,12 @@ class RedisConferenceStore:
         return from_tombstone(sid, float(ended_at)) if float(until) > now else None
 
     def _name_key(self, name: str) -> str:
-        return f"{self.prefix}conference-name:{name}"
+        return f"{self.prefix}conference-name:{self.db.topology.tag(name)}"
 
     def apply(self, event: ConferenceEvent) -> Conference:
         """Atomically fold a conference callback into its conference and persist the result."""
-        with self.db.errors(), self.db.client().pipeline(transaction=True) as pipe:
+        with self.db.errors(), self.db.writing(self._keys(event.conference_sid)[0]) as client, \
+                client.pipeline(transaction=True) as pipe:
             for attempt in range(WATCH_ATTEMPTS):
                 try:
                     return self._apply_once(pipe, event)
@@ -152,12 +156,18 @@ class RedisConferenceStore:
             pipe.hset(pkey, mapping=changed)
         pipe.pexpire(pkey, ttl_ms)
         if conference.friendly_name:
+            # On a cluster the name's index is in another slot: written before the
+            # transaction, so it holds at least every conference stored (find() checks each).
+            index = self.db.client().pipeline(transaction=False) \
+                if self.db.topology.cluster else pipe
             nkey = self._name_key(conference.friendly_name)
-            pipe.zadd(nkey, {conference.sid: expiry})
-            pipe.zremrangebyscore(nkey, "-inf", now)
+            index.zadd(nkey, {conference.sid: expiry})
+            index.zremrangebyscore(nkey, "-inf", now)
             # No member outlives the longest retention from now, so neither may the index.
             horizon = max(self.retention.max_call_duration_s, self.retention.leg_retention_s)
-            pipe.pexpire(nkey, math.ceil(horizon * 1000) + 1000)
+            index.pexpire(nkey, math.ceil(horizon * 1000) + 1000)
+            if index is not pipe:
+                index.execute()
         pipe.execute()
         return conference
 

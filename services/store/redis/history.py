@@ -103,8 +103,11 @@ class RedisMessageHistory:
             _ttl_ms(until, now), MAX_ENTRIES]) for e in entries]
         with self.db.errors():
             client = self.db.client()
-            if len(calls) == 1:  # the usual case: EVALSHA, the script's text sent only once
-                self._add(client)(*calls[0])
+            if len(calls) == 1 or self.db.topology.cluster:
+                # The usual case: EVALSHA, the script's text sent only once. A cluster's
+                # pipelines take no scripts: one call after another (a /notify fan-out's few).
+                for keys, args in calls:
+                    self._add(client)(keys, args)
                 return
             pipe = client.pipeline(transaction=False)
             for keys, args in calls:

@@ -8,6 +8,13 @@ the source of `live_calls`); `registry:started_at` (see registry.py); and a tomb
 callback cannot revive a forgotten leg. A leg not ended has its tombstone written ahead, as it
 will read once the hash expires without an end (Retention's `tombstone`): nothing runs when a
 TTL does. Every key carries a TTL.
+
+On a Redis Cluster every name after the kind is a hash tag (`leg:{<sid>}`, `ended:{<sid>}`,
+`children:{<parent sid>}`, `identity:{<identity>}`): a leg's hash and tombstone, which one
+transaction writes, share a slot, and the legs spread over the shards by SID. `open` is split
+in OPEN_SHARDS keys, a leg's chosen by its SID, lest one shard take every callback. The indexes are
+then written beside the transaction rather than in it (see `_apply_once`). A single server
+keeps the untagged names it always had.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+import zlib
+from collections.abc import Callable
+from typing import cast
 
 import redis
 from redis.client import Pipeline
@@ -34,27 +42,11 @@ from services.legs.rules import (
 )
 from services.store.redis import registry
 from services.store.redis.database import RedisDatabase
+from services.store.redis.leg_hash import leg_fields, read_leg
 
 WATCH_ATTEMPTS = 50
 PAGE = 500
-# Hash field -> Leg attribute, for the optional attributes stored only when known.
-OPTIONAL = {"parent_sid": "parent_sid", "account_sid": "account_sid", "from": "from_",
-            "to": "to", "direction": "direction", "identity": "identity",
-            "ended_at": "ended_at"}
-
-
-def _leg(fields: Mapping[str, str], now: float) -> Leg | None:
-    """The leg a hash holds, or None when it is missing or its retention ran out."""
-    if not fields or float(fields["expires_at"]) <= now:
-        return None
-    ended = fields.get("ended_at")
-    return Leg(call_sid=fields["call_sid"], status=fields["status"],
-               parent_sid=fields.get("parent_sid"), account_sid=fields.get("account_sid"),
-               from_=fields.get("from"), to=fields.get("to"),
-               direction=fields.get("direction"), identity=fields.get("identity"),
-               updated_at=float(fields["updated_at"]),
-               ended_at=float(ended) if ended is not None else None)
-
+OPEN_SHARDS = 16
 
 class RedisStore:
     """Legs in Redis; updates are WATCH/MULTI transactions around the pure `merge`."""
@@ -65,7 +57,10 @@ class RedisStore:
         self.retention = retention
         self.clock = clock
         self.prefix = prefix
-        self._open = f"{prefix}open"
+        # The open-legs index: one key on a single server; on a cluster OPEN_SHARDS keys in
+        # as many slots, a leg's by its SID, so that no shard takes every callback's writes.
+        self._opens = ([f"{prefix}open:{{{prefix}open-{n}}}" for n in range(OPEN_SHARDS)]
+                       if db.topology.cluster else [f"{prefix}open"])
         self._gt: dict[int, bool] = {}
 
     def _redis(self) -> tuple[redis.Redis, bool]:
@@ -73,22 +68,24 @@ class RedisStore:
         client = self.db.client()
         gt = self._gt.get(id(client))
         if gt is None:
-            try:
-                version = str(client.info("server").get("redis_version", "0"))
-                gt = int(version.split(".")[0]) >= 7
-            except (redis.ResponseError, ValueError):  # INFO hidden or odd: assume the worst
-                gt = False
+            gt = self.db.modern()
             self._gt = {id(client): gt}
         return client, gt
 
+    def _open(self, call_sid: str) -> str:
+        """The open-legs index a leg belongs in."""
+        return self._opens[zlib.crc32(call_sid.encode()) % len(self._opens)]
+
     def _key(self, kind: str, name: str) -> str:
-        return f"{self.prefix}{kind}:{name}"
+        # On a cluster, `{name}` puts a leg's hash and tombstone (one transaction) in one slot.
+        return f"{self.prefix}{kind}:{self.db.topology.tag(name)}"
 
     def apply(self, event: LegEvent) -> Leg:
         """Atomically fold an event into its leg and persist the result."""
         with self.db.errors():
-            client, gt = self._redis()
-            with client.pipeline(transaction=True) as pipe:
+            _, gt = self._redis()
+            with self.db.writing(self._key("leg", event.call_sid)) as client, \
+                    client.pipeline(transaction=True) as pipe:
                 for attempt in range(WATCH_ATTEMPTS):
                     try:
                         return self._apply_once(pipe, event, gt)
@@ -112,13 +109,13 @@ class RedisStore:
         now = self.clock()
         # decode_responses=True: every reply is str, whatever the generic stubs say.
         stored = cast(dict[str, str], pipe.hgetall(key))
-        current = _leg(stored, now)
+        current = read_leg(stored, now)
         buried = self._buried(pipe, tomb, event.call_sid, now) if current is None else None
         if buried is not None:
             # The two reads are not one snapshot: a writer may have stored the leg, with its
             # tombstone written ahead, in between. Nothing is written here, so EXEC would not
             # notice: look again.
-            if _leg(cast(dict[str, str], pipe.hgetall(key)), now) is not None:
+            if read_leg(cast(dict[str, str], pipe.hgetall(key)), now) is not None:
                 raise WatchError("the leg was stored meanwhile")
             return buried  # a leg past its retention: nothing is recorded
         leg = merge(current, event, now)
@@ -126,15 +123,9 @@ class RedisStore:
             return leg
         expiry = expires_at(leg, self.retention)
         ttl_ms = max(1, math.ceil((expiry - now) * 1000))
-        fields: dict[Any, str] = {"call_sid": leg.call_sid, "status": leg.status,
-                  "updated_at": repr(leg.updated_at), "expires_at": repr(expiry)}
-        for field, attr in OPTIONAL.items():
-            value = getattr(leg, attr)
-            if value is not None:
-                fields[field] = repr(value) if isinstance(value, float) else value
         pipe.multi()
         pipe.delete(key)
-        pipe.hset(key, mapping=fields)
+        pipe.hset(key, mapping=leg_fields(leg, expiry))
         pipe.pexpire(key, ttl_ms)
         if not (current and current.is_ended):
             # Written as the leg ends, in the same transaction as the leg itself; before that,
@@ -145,20 +136,33 @@ class RedisStore:
             pipe.set(tomb, f"{status} {ended_at:.3f} {until:.3f}",
                      px=max(1, math.ceil((until - now) * 1000)))
 
+        # The indexes: on one server, in the same transaction. On a cluster they live in other
+        # slots, so they are written beside it, in an order that keeps them a superset of the
+        # truth (readers check every member against its leg): entries added before EXEC (a
+        # writer that dies in between leaves an entry for a leg that reads as absent), and
+        # removed after it, and only for an ended leg, which no later event revives. A leg
+        # whose identity changes (its direction learnt late) stays in the old identity's set
+        # until its score runs out: removing it could race a writer that puts it back.
+        cluster = self.db.topology.cluster
+        before = self.db.client().pipeline(transaction=False) if cluster else pipe
+        after = self.db.client().pipeline(transaction=False) if cluster else pipe
+
         def index(ikey: str, keep: bool) -> None:
             if not keep:
-                pipe.zrem(ikey, leg.call_sid)
+                if not cluster or leg.is_ended:
+                    after.zrem(ikey, leg.call_sid)
                 return
-            pipe.zadd(ikey, {leg.call_sid: expiry})
-            pipe.zremrangebyscore(ikey, "-inf", now)
+            # GT on a cluster: a slower writer never pulls an entry's expiry back.
+            before.zadd(ikey, {leg.call_sid: expiry}, gt=gt and cluster)
+            before.zremrangebyscore(ikey, "-inf", now)
             if gt:
                 # GT alone never sets a TTL on a key that has none (it counts as infinite).
-                pipe.pexpire(ikey, ttl_ms, nx=True)
-                pipe.pexpire(ikey, ttl_ms, gt=True)
+                before.pexpire(ikey, ttl_ms, nx=True)
+                before.pexpire(ikey, ttl_ms, gt=True)
             else:
                 # Without GT: no member can outlive the longest retention from now.
                 horizon = max(self.retention.max_call_duration_s, self.retention.leg_retention_s)
-                pipe.pexpire(ikey, math.ceil(horizon * 1000) + 1000)
+                before.pexpire(ikey, math.ceil(horizon * 1000) + 1000)
 
         # A leg stored before (even one past its retention) may have sat in other sets.
         if stored.get("identity") not in (None, leg.identity):
@@ -169,8 +173,12 @@ class RedisStore:
             index(self._key("children", leg.parent_sid), keep=True)
         if leg.identity:
             index(self._key("identity", leg.identity), keep=not leg.is_ended)
-        index(self._open, keep=not leg.is_ended)
+        index(self._open(leg.call_sid), keep=not leg.is_ended)
+        if before is not pipe:
+            before.execute()
         pipe.execute()
+        if after is not pipe:
+            after.execute()
         return leg
 
     def _fetch(self, client: redis.Redis, sids: list[str], now: float) -> list[Leg]:
@@ -178,7 +186,7 @@ class RedisStore:
         pipe = client.pipeline(transaction=False)
         for sid in sids:
             pipe.hgetall(self._key("leg", sid))
-        legs = (_leg(cast(dict[str, str], fields), now) for fields in pipe.execute())
+        legs = (read_leg(cast(dict[str, str], fields), now) for fields in pipe.execute())
         return [leg for leg in legs if leg is not None]
 
     def _calls(self, client: redis.Redis, roots: list[str], now: float) -> list[list[Leg]]:
@@ -202,7 +210,7 @@ class RedisStore:
         with self.db.errors():
             client, _ = self._redis()
             fields = cast(dict[str, str], client.hgetall(self._key("leg", call_sid)))
-            return _leg(fields, self.clock())
+            return read_leg(fields, self.clock())
 
     def call_legs(self, root_sid: str) -> list[Leg]:
         """The parent leg (if known) then the children of the call, oldest first."""
@@ -237,18 +245,19 @@ class RedisStore:
             now = self.clock()
             # The open legs to start from: an identity's (its index holds only those not
             # ended), unless an ended leg of it may match; else every open leg.
-            index = (self._key("identity", identity) if identity is not None
-                     and not (statuses and statuses & TERMINAL) else self._open)
+            indexes = ([self._key("identity", identity)] if identity is not None
+                       and not (statuses and statuses & TERMINAL) else self._opens)
             roots: set[str] = set()
-            start = 0
-            while True:
-                sids = cast(list[str], client.zrangebyscore(index, f"({now!r}", "+inf",
-                                                            start=start, num=PAGE))
-                roots.update(leg.root_sid for leg in self._fetch(client, sids, now)
-                             if not leg.is_ended)
-                if len(sids) < PAGE:
-                    break
-                start += PAGE
+            for index in indexes:
+                start = 0
+                while True:
+                    sids = cast(list[str], client.zrangebyscore(index, f"({now!r}", "+inf",
+                                                                start=start, num=PAGE))
+                    roots.update(leg.root_sid for leg in self._fetch(client, sids, now)
+                                 if not leg.is_ended)
+                    if len(sids) < PAGE:
+                        break
+                    start += PAGE
             ordered = sorted(root for root in roots if after is None or root > after)
             calls: list[list[Leg]] = []
             while ordered and len(calls) < limit:
@@ -269,7 +278,8 @@ class RedisStore:
         """Drop expired entries of the open-legs index; TTLs forget the legs themselves."""
         with self.db.errors():
             client, _ = self._redis()
-            return int(client.zremrangebyscore(self._open, "-inf", self.clock()))
+            now = self.clock()
+            return sum(int(client.zremrangebyscore(key, "-inf", now)) for key in self._opens)
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless Redis answers."""

@@ -6,8 +6,10 @@ sorted set of streams scored by when their head event may next be leased (`ob:du
 new, the lease's end while delivered, the backoff's end after a failure), a sorted set of dead
 ids (`ob:dead`), the ids already queued (`ob:seen:<id>`) and the named leases (`once:<name>`,
 named so before they were called leases; renaming the keys would drop the leases held during a
-rolling deploy). Every key has a TTL. The scripts build key names from the prefix, so a Redis
-Cluster is not supported (neither is it by the leg store).
+rolling deploy). Every key has a TTL. The scripts build key names from the prefix, and one
+lease walks many streams: on a Redis Cluster every key of the outbox therefore carries one hash
+tag (`<prefix>{outbox}:ob:…`) and the outbox lives on one shard. It carries only the messages
+Voice SDK clients send (with FORWARD_URL), a few operations each, far fewer than the legs.
 """
 
 from __future__ import annotations
@@ -45,21 +47,26 @@ class RedisOutbox:
                  prefix: str = "callrelay:") -> None:
         self.db = db
         self.clock = clock
-        self.prefix = prefix
-        self._due, self._dead = f"{prefix}ob:due", f"{prefix}ob:dead"
+        # One slot for the whole outbox on a cluster; a single server keeps its key names.
+        self.prefix = f"{prefix}{{outbox}}:" if db.topology.cluster else prefix
+        self._due, self._dead = f"{self.prefix}ob:due", f"{self.prefix}ob:dead"
 
     def _run(self, script: str, keys: list[str], *args: Any) -> Any:
         with self.db.errors():
             return self.db.client().eval(script, len(keys), *keys, self.prefix, *args)
 
     def enqueue(self, event: OutboxEvent) -> bool:
-        """Queue `event` unless its id is already known; True when it was queued now."""
+        """Queue `event` unless its id is already known; True when it was queued now (and,
+        with REDIS_MIN_REPLICAS, held by enough replicas: Twilio is answered after this)."""
         now = self.clock()
         p = self.prefix
         keys = [f"{p}ob:ev:{event.id}", f"{p}ob:seen:{event.id}", f"{p}ob:q:{event.stream}",
                 self._due]
-        return bool(self._run(ENQUEUE, keys, event.id, event.stream, event.body, repr(now),
-                              repr(event.created_at or now), math.ceil(SEEN_S * 1000), TTL_MS))
+        with self.db.errors(), self.db.writing(self._due) as client:
+            return bool(client.eval(ENQUEUE, len(keys), *keys, self.prefix, event.id,
+                                    event.stream, event.body, repr(now),
+                                    repr(event.created_at or now), math.ceil(SEEN_S * 1000),
+                                    TTL_MS))
 
     def lease(self, owner: str, lease_s: float, limit: int = 20) -> list[OutboxEvent]:
         """Lease the due head event of up to `limit` streams to `owner` for `lease_s`."""
