@@ -10,7 +10,6 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +23,7 @@ from twilio.rest.api.v2010.account.call.user_defined_message import UserDefinedM
 
 from sandbox.mock_identity import answering_pid, wait_for_mock
 from sandbox.twilio_mock import TwilioMock
+from tests.forwarding.support import wait_until
 
 ACCOUNT = "AC" + "a" * 32
 TOKEN = "test-auth-token"
@@ -181,26 +181,47 @@ def test_injected_429_carries_retry_after(mock: TwilioMock) -> None:
     assert answer.headers["Retry-After"] == "2"
 
 
-def test_delay_does_not_serialize_requests(mock: TwilioMock, client: Client) -> None:
-    mock.delay = 0.6
-    threads = [threading.Thread(target=send, args=(client,)) for _ in range(3)]
-    started = time.monotonic()
+def sends_in_threads(client: Client, n: int) -> tuple[list[threading.Thread], list[object]]:
+    """`n` sends, each in a thread that hands back the message or the error it got."""
+    outcomes: list[object] = []
+
+    def one() -> None:
+        try:
+            outcomes.append(send(client))
+        except Exception as error:  # handed back: the main thread asserts
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
     for thread in threads:
         thread.start()
+    return threads, outcomes
+
+
+def test_delay_does_not_serialize_requests(mock: TwilioMock) -> None:
+    # Each request hangs until stop(): all three arrive only if they are served side by side.
+    mock.delay = 300
+    threads, outcomes = sends_in_threads(sdk(mock, timeout=600), 3)
+    wait_until(lambda: len(mock.requests) == 3)
+    mock.stop()  # wakes them all
     for thread in threads:
-        thread.join(5)
-    assert time.monotonic() - started < 1.5
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert [type(o) for o in outcomes] == [UserDefinedMessageInstance] * 3
     assert len(mock.messages) == 3
 
 
-def test_a_hang_times_out_the_client_and_stop_is_prompt(mock: TwilioMock) -> None:
-    mock.delay = 30
+def test_a_hang_times_out_the_client_and_stop_wakes_the_hung_requests(mock: TwilioMock) -> None:
+    mock.delay = 300
     with pytest.raises(requests.exceptions.Timeout):
         send(sdk(mock, timeout=0.3))
     assert len(mock.requests) == 1
-    started = time.monotonic()
+    # A request still hanging when the mock stops is answered then, not after its delay.
+    threads, outcomes = sends_in_threads(sdk(mock, timeout=600), 1)
+    wait_until(lambda: len(mock.requests) == 2)
     mock.stop()
-    assert time.monotonic() - started < 3
+    threads[0].join(timeout=30)
+    assert not threads[0].is_alive()
+    assert [type(o) for o in outcomes] == [UserDefinedMessageInstance]
 
 
 def test_calls_fetch_and_list_by_parent(mock: TwilioMock, client: Client) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import requests
@@ -32,11 +33,11 @@ class Lines:
                                      stdin=subprocess.PIPE if stdin else subprocess.DEVNULL)
         self.seen: list[str] = []
         self._queue: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        assert self.proc.stdout is not None  # here: an assert in the reader thread only warns
+        threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True).start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+    def _read(self, stdout: IO[str]) -> None:
+        for line in stdout:
             self._queue.put(line.rstrip("\n"))
 
     def wait_for(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:

@@ -35,6 +35,13 @@ def service(tmp_path, twilio):
         yield svc
 
 
+# What "answers at once" means below. Not a speed claim: the machine is shared, and a request
+# that took a second under load proves nothing. A request held up behind a stalled client or a
+# held lock would wait for as long as it lasts (indefinitely here, or until the test releases
+# it after the check), and fail the check; one that is not answers in milliseconds.
+PROMPT_S = 5.0
+
+
 def timed(method: str, url: str, **kwargs) -> tuple[int, float]:
     start = time.monotonic()
     answer = requests.request(method, url, timeout=10, **kwargs)
@@ -57,10 +64,10 @@ def test_stalled_clients_leave_health_checks_and_webhooks_answering(service):
             sock.sendall(head if i % 2 else half_body)
         time.sleep(0.5)  # accepted and being read
         for n in range(3):
-            assert timed("GET", service.url + "/healthz")[1] < 1.0
+            assert timed("GET", service.url + "/healthz")[1] < PROMPT_S
             url, params, headers = signed_ringing(service, f"stalled{n}")
             status, seconds = timed("POST", url, data=params, headers=headers)
-            assert status == 204 and seconds < 1.0
+            assert status == 204 and seconds < PROMPT_S
 
 
 def test_a_webhook_waiting_for_the_database_lock_stalls_no_other_request(service, tmp_path):
@@ -73,15 +80,16 @@ def test_a_webhook_waiting_for_the_database_lock_stalls_no_other_request(service
         with ThreadPoolExecutor(1) as pool:
             waiting = pool.submit(timed, "POST", url, data=params, headers=headers)
             time.sleep(0.5)
-            assert timed("GET", service.url + "/healthz")[1] < 1.0
+            assert timed("GET", service.url + "/healthz")[1] < PROMPT_S
             auth = {"Authorization": f"Bearer {RELAY_TOKEN}"}
-            assert timed("GET", service.url + "/calls", headers=auth)[1] < 1.0
+            assert timed("GET", service.url + "/calls", headers=auth)[1] < PROMPT_S
             time.sleep(1.0)
             assert not waiting.done()  # still waiting for the lock, as it should
             holder.execute("COMMIT")
             status, seconds = waiting.result(timeout=10)
     finally:
         holder.close()
+    # It did wait: the lock was held across the two sleeps above (1.5 s).
     assert status == 204 and seconds >= 1.5
     sid = params["CallSid"]
     answer = requests.get(f"{service.url}/calls/{sid}", timeout=10,
@@ -114,16 +122,17 @@ def test_a_webhook_waiting_for_a_postgres_row_lock_stalls_no_other_request(tmp_p
                                           headers={"X-Twilio-Signature":
                                                    sign(url, answered.params)})
                     time.sleep(0.5)
-                    assert timed("GET", svc.url + "/healthz")[1] < 1.0
-                    assert timed("GET", svc.url + "/readyz")[1] < 1.0
+                    assert timed("GET", svc.url + "/healthz")[1] < PROMPT_S
+                    assert timed("GET", svc.url + "/readyz")[1] < PROMPT_S
                     assert timed("GET", f"{svc.url}/calls/{call.child_sid}", headers=auth)[1] \
-                        < 1.0
+                        < PROMPT_S
                     other_url, other, headers = signed_ringing(svc, "other")
                     assert timed("POST", other_url, data=other, headers=headers)[0] == 204
                     time.sleep(1.0)
                     assert not waiting.done()  # still waiting for the lock, as it should
                     holder.commit()
                     status, seconds = waiting.result(timeout=10)
+            # It did wait: the lock was held across the two sleeps above (1.5 s).
             assert status == 204 and seconds >= 1.5
             leg = requests.get(f"{svc.url}/calls/{call.child_sid}", headers=auth,
                                timeout=10).json()["legs"]

@@ -145,7 +145,9 @@ def test_two_instances_share_one_registry(cluster, twilio):
         ready = requests.get(service.url + "/readyz", timeout=10)
         sent = notify(service, {"identity": "bob", "content": {}})
         hook = webhook(service, inc.hangup[0])
-        assert time.monotonic() - started < 10
+        # Generous (a shared machine): the property is that nothing waits for the store's
+        # return, which never comes while it is down, not a speed.
+        assert time.monotonic() - started < 20
         for answer in (ready, sent, hook):
             assert answer.status_code == 503, answer.text
             assert answer.json()["error"]["code"] == "store_unavailable"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -108,10 +109,11 @@ def test_twilio_endpoint_labels_have_no_sids():
 class Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str]] = []
+        self.seconds: list[float] = []
 
     def twilio_request(self, method: str, url: str, outcome: str, seconds: float) -> None:
-        assert seconds >= 0
         self.seen.append((method, url, outcome))
+        self.seconds.append(seconds)
 
     def twilio_retry(self, reason: str) -> None:
         raise AssertionError("not a retry")
@@ -119,13 +121,22 @@ class Recorder:
 
 def test_observed_reports_status_timeout_and_connection_failures():
     recorder = Recorder()
+    spans = []  # (before, after) each call, read here: the time reported must lie within
+    before = time.monotonic()
     assert observed(recorder, "POST", "u", lambda: SimpleNamespace(status_code=201)).status_code == 201
+    spans.append((before, time.monotonic()))
     for exc in (requests.Timeout(), requests.ConnectionError()):
         def fail(exc=exc):
             raise exc
+        before = time.monotonic()
         with pytest.raises(type(exc)):
             observed(recorder, "GET", "u", fail)
+        spans.append((before, time.monotonic()))
     assert [o for _, _, o in recorder.seen] == ["201", "timeout", "connection"]
+    assert [(m, u) for m, u, _ in recorder.seen] == [("POST", "u"), ("GET", "u"), ("GET", "u")]
+    # What each request took: not a start time, not negative, not more than the call itself.
+    for seconds, (start, end) in zip(recorder.seconds, spans, strict=True):
+        assert 0 <= seconds <= end - start
     assert observed(None, "GET", "u", lambda: 7) == 7
 
 

@@ -36,6 +36,12 @@ ANYWHERE = DialPolicy.for_caller_id("+15005550001", allow=("*",), sip_domains=fr
     (ANYWHERE, "+1 900 555 0100", Refused("premium_rate", "+1900****100")),
     # SIP: strict user@host[:port][;params], the host compared exactly.
     (US, "sip:bob@example.sip.twilio.com", Allowed("sip", "sip:bob@example.sip.twilio.com")),
+    # Ports 1 to 65535.
+    (US, "sip:bob@example.sip.twilio.com:1", Allowed("sip", "sip:bob@example.sip.twilio.com:1")),
+    (US, "sip:bob@example.sip.twilio.com:65535",
+     Allowed("sip", "sip:bob@example.sip.twilio.com:65535")),
+    (US, "sip:bob@example.sip.twilio.com:0", Refused("malformed", "sip:****")),
+    (US, "sip:bob@example.sip.twilio.com:65536", Refused("malformed", "sip:****")),
     (US, "sip:bob@Example.SIP.twilio.com:5061;transport=tls",
      Allowed("sip", "sip:bob@Example.SIP.twilio.com:5061;transport=tls")),
     (US, "sip:+14155552671@example.sip.twilio.com;user=phone;transport=TCP;edge=frankfurt",

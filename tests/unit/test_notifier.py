@@ -12,12 +12,15 @@ from sandbox.calls import new_call_sid, phone_calls_sdk, sdk_calls_phone, sdk_ca
 from services.errors import (
     AmbiguousTarget,
     CallNotFound,
+    ConferenceNotFound,
     IdentityNotFound,
     LegNotLive,
     NoSuchLeg,
     TwilioRefused,
     TwilioUnavailable,
+    ValidationFailed,
 )
+from services.legs.conferences import Conference, Mark, Participant
 from services.legs.model import LegEvent
 from services.legs.rules import Retention
 from services.use_cases.notify import Notifier, parse_request
@@ -303,3 +306,200 @@ def test_when_every_leg_fails_each_was_tried_and_the_failure_is_the_error(notifi
     with pytest.raises(TwilioUnavailable):
         notify(notifier, identity="alice")
     assert sorted(sent_to(twilio)) == sorted([a, b])
+
+
+# --- the exact errors a caller reads --------------------------------------------------------
+
+def test_an_unknown_call_says_so_and_names_it(notifier):
+    unknown = new_call_sid()
+    with pytest.raises(CallNotFound) as err:
+        notify(notifier, call_sid=unknown)
+    assert err.value.message == "Neither callrelay nor Twilio knows a call with this SID."
+    assert err.value.details == {"call_sid": unknown}
+
+
+def test_a_call_ended_past_retention_says_when_it_ended(twilio):
+    clock = FakeClock()
+    store = MemoryLegStore(Retention(leg_retention_s=60), clock)
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.steps)
+    clock.advance(61)
+    twilio.knows(*as_twilio_knows(call.steps))
+    with pytest.raises(LegNotLive) as err:
+        notify(notifier, call_sid=call.parent_sid)
+    assert err.value.message == ("The call leg is completed; it ended more than "
+                                 "LEG_RETENTION_S ago.")
+    assert err.value.details == {"call_sid": call.parent_sid, "status": "completed"}
+
+
+def test_an_identity_without_a_live_call_says_whose(notifier):
+    with pytest.raises(IdentityNotFound) as err:
+        notify(notifier, identity="nobody")
+    assert err.value.message == "No live call for the Voice SDK client 'nobody'."
+    assert err.value.details == {"identity": "nobody"}
+
+
+def test_a_registry_older_than_the_longest_call_is_not_second_guessed(twilio):
+    clock = FakeClock()
+    store = MemoryLegStore(Retention(), clock)
+    notifier = Notifier(store, twilio, DEADLINE_S, max_call_duration_s=600.0)
+    assert store.registry_age() == 0.0  # the registry begins now
+    clock.advance(599.0)
+    with pytest.raises(IdentityNotFound):
+        notify(notifier, identity="nobody")
+    assert len(twilio.made("calls_for_client")) == 1  # younger: Twilio is asked
+    clock.advance(1.0)
+    with pytest.raises(IdentityNotFound):
+        notify(notifier, identity="someone")
+    assert len(twilio.made("calls_for_client")) == 1  # as old as the longest call: not asked
+    # A live leg in the registry is found there, whatever its age.
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    notify(notifier, identity="alice")
+    assert sent_to(twilio) == [call.parent_sid]
+
+
+def test_without_a_conference_registry_no_conference_is_found(notifier):
+    with pytest.raises(ConferenceNotFound) as err:
+        notify(notifier, conference="standup")
+    assert err.value.message == "This callrelay keeps no conference registry."
+    assert err.value.details == {"conference": "standup"}
+
+
+def test_one_deadline_for_the_whole_request(notifier, store, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    before = time.monotonic()
+    notify(notifier, call_sid=call.parent_sid)
+    [sent] = twilio.made("send_message")
+    assert before + DEADLINE_S <= sent.deadline <= time.monotonic() + DEADLINE_S
+
+
+class OneConference:
+    """A conference registry that holds one conference."""
+
+    def __init__(self, conference: Conference) -> None:
+        self.conference = conference
+
+    def get(self, sid: str) -> Conference | None:
+        return self.conference if sid == self.conference.sid else None
+
+    def find(self, name: str) -> Conference | None:
+        return self.conference if name == self.conference.friendly_name else None
+
+
+def test_a_conferences_unknown_participants_are_looked_up_within_the_deadline(store, twilio):
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    standup = Conference(sid="CF" + "c" * 32, friendly_name="standup", started_at=1.0,
+                         participants=(Participant(call.child_sid, joined=Mark(1, 1.0)),))
+    notifier = Notifier(store, twilio, DEADLINE_S, conferences=OneConference(standup))
+    before = time.monotonic()
+    notify(notifier, conference="standup")
+    [lookup] = twilio.made("fetch_call", call.child_sid)
+    assert lookup.deadline is not None
+    assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
+    assert sent_to(twilio) == [call.child_sid]
+
+
+def test_an_identity_is_looked_up_within_the_requests_deadline(notifier, twilio):
+    before = time.monotonic()
+    with pytest.raises(IdentityNotFound):
+        notify(notifier, identity="nobody")
+    [lookup] = twilio.made("calls_for_client")
+    assert lookup.deadline is not None
+    assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
+
+
+class CountingStore(MemoryLegStore):
+    """The in-memory store, recording the reads /notify makes."""
+
+    def __init__(self) -> None:
+        super().__init__(clock=FakeClock())
+        self.reads: list[tuple[str, str]] = []
+
+    def get(self, call_sid: str):
+        self.reads.append(("get", call_sid))
+        return super().get(call_sid)
+
+    def call_legs(self, call_sid: str):
+        self.reads.append(("call_legs", call_sid))
+        return super().call_legs(call_sid)
+
+
+def test_a_parents_sid_costs_one_read_and_a_childs_two(twilio):
+    store = CountingStore()
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    record(store, call.answer)
+    store.reads.clear()
+    notify(notifier, call_sid=call.parent_sid)
+    assert store.reads == [("call_legs", call.parent_sid)]
+    store.reads.clear()
+    notify(notifier, call_sid=call.child_sid)
+    assert store.reads == [("call_legs", call.child_sid), ("call_legs", call.parent_sid)]
+    assert sent_to(twilio) == [call.child_sid, call.child_sid]
+
+
+def test_an_unknown_call_is_looked_up_within_the_requests_deadline(notifier, twilio):
+    before = time.monotonic()
+    with pytest.raises(CallNotFound):
+        notify(notifier, call_sid=new_call_sid())
+    [lookup] = twilio.made("fetch_call")
+    assert lookup.deadline is not None
+    assert before + DEADLINE_S <= lookup.deadline <= time.monotonic() + DEADLINE_S
+
+
+def test_an_unknown_call_known_at_twilio_as_ended_is_not_live(notifier, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.steps))  # hung up: every leg completed
+    with pytest.raises(LegNotLive) as err:
+        notify(notifier, call_sid=call.parent_sid)
+    assert err.value.message == ("The SDK leg is completed; Twilio accepts messages only while "
+                                 "a leg is ringing or in-progress.")
+
+
+def test_a_call_looked_up_is_read_from_the_store_once_more(twilio):
+    store = CountingStore()
+    notifier = Notifier(store, twilio, DEADLINE_S)
+    call = phone_calls_sdk(ACCOUNT_SID)
+    twilio.knows(*as_twilio_knows(call.answer))
+    notify(notifier, call_sid=call.parent_sid)
+    assert [r for r in store.reads if r[0] == "call_legs"] == [("call_legs", call.parent_sid)] * 2
+    assert sent_to(twilio) == [call.child_sid]
+
+
+def test_a_child_listed_at_twilio_gets_it_and_the_listing_is_within_the_deadline(store,
+                                                                                 notifier,
+                                                                                 twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer[:1])  # the SDK's parent leg only: its child's callbacks went astray
+    twilio.knows(*as_twilio_knows(call.answer))
+    before = time.monotonic()
+    notify(notifier, call_sid=call.parent_sid, leg="child")
+    assert sent_to(twilio) == [call.child_sid]
+    [listing] = twilio.made("child_calls")
+    assert listing.deadline is not None
+    assert before + DEADLINE_S <= listing.deadline <= time.monotonic() + DEADLINE_S
+
+
+@pytest.mark.parametrize(("content", "why"), [
+    ("NaN", "NaN is not a JSON number"),
+    ('{"a": Infinity}', "Infinity is not a JSON number"),
+    (float("nan"), "a number is NaN, Infinity or beyond a double's range (like 1e999)"),
+    ([float("inf")], "a number is NaN, Infinity or beyond a double's range (like 1e999)"),
+])
+def test_content_that_is_not_strict_json_says_why(notifier, content, why):
+    with pytest.raises(ValidationFailed) as err:
+        notify(notifier, call_sid=new_call_sid(), content=content)
+    assert err.value.message == f"content must be strict JSON (RFC 8259): {why}."
+
+
+def test_the_default_deadline_is_fifteen_seconds(store, twilio):
+    call = sdk_calls_phone(ACCOUNT_SID)
+    record(store, call.answer)
+    before = time.monotonic()
+    notify(Notifier(store, twilio), call_sid=call.parent_sid)
+    [sent] = twilio.made("send_message")
+    assert before + 15.0 <= sent.deadline <= time.monotonic() + 15.0
