@@ -137,3 +137,19 @@ def test_prefixes_narrower_than_a_country():
                                    sip_domains=frozenset())
     assert bay.check("+14155552671") == Allowed("number", "+14155552671")
     assert bay.check("+12125551234").reason == "prefix_not_allowed"  # type: ignore[union-attr]
+
+
+def test_a_caller_id_in_an_unassigned_range_still_reads_numbers_in_its_country():
+    # +1 200 is no area code: the number belongs to no region, but its calling code (+1) is
+    # the US's main one, so national numbers are still read as US numbers.
+    policy = DialPolicy.for_caller_id("+12005550100", allow=("US",), sip_domains=frozenset())
+    assert policy.check("4155552671") == Allowed("number", "+14155552671")
+    uk = DialPolicy.for_caller_id("+449995550000", allow=("GB",), sip_domains=frozenset())
+    assert uk.check("020 7946 0000") == Allowed("number", "+442079460000")
+
+
+def test_a_non_geographic_caller_id_reads_no_national_number():
+    # +800 (UIFN) belongs to no country: a national number means nothing next to it.
+    policy = DialPolicy.for_caller_id("+80012345678", allow=("*",), sip_domains=frozenset())
+    assert policy.check("4155552671") == Refused("invalid_number", "41555****671")
+    assert policy.check("+14155552671") == Allowed("number", "+14155552671")
