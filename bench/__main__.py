@@ -26,7 +26,7 @@ import psycopg
 import redis
 from psycopg import sql
 
-from bench import parts, servers, serving
+from bench import footprint, parts, servers, serving
 from bench.context import ACCOUNT_SID, AUTH_TOKEN, TWILIO_DELAY_S, Context, Options
 from bench.load import loader_name, wrk_version
 from bench.report import Row, as_json, table
@@ -121,6 +121,27 @@ def run_scale(ctx: Context) -> list[Row]:
     return rows
 
 
+def run_footprint(ctx: Context) -> list[Row]:
+    """Part 3's bytes per call in each store with a server here, beside SQLite's (the
+    phone-to-SDK calls of bench/footprint.py: live, ended and retained, tombstones only)."""
+    postgres: str | None = POSTGRES_URL
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=2).close()
+    except psycopg.Error:
+        postgres = None
+    urls, _ = redis_urls(ctx)
+    ctx.say("footprint: bytes per call in each store")
+    results = footprint.measure_stores(2000, postgres, urls[0] if urls else None)
+    if urls:
+        redis.Redis.from_url(urls[0]).flushdb()
+    sqlite_ended = results["SQLite"][1][1]
+    return [Row("3 scale, bytes per call", store, f"SQLite {sqlite_ended:,.0f} B ended",
+                " / ".join(f"{value:,.0f}" for _, value in moments) + " B",
+                moments[1][1] / sqlite_ended,
+                note="live / ended, retained / tombstones only; the ratio: ended, retained")
+            for store, moments in results.items()]
+
+
 def parse_args(argv: list[str] | None) -> tuple[Options, bool]:
     """Options from the command line; --quick is for checking the bench itself."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
@@ -174,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             if "scale" in options.parts:
                 rows += run_scale(ctx)
                 rows += run_postgres_scale(ctx)
+                rows += run_footprint(ctx)
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)

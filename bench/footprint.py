@@ -170,8 +170,37 @@ def measure_redis(url: str, topology: RedisTopology, calls: int) -> list[tuple[s
         db.close()
 
 
+def measure_stores(calls: int, postgres: str | None = None, redis: str | None = None,
+                   redis_cluster: str | None = None) -> dict[str, list[tuple[str, float]]]:
+    """Bytes per call at each moment: SQLite always, the servers named when given."""
+    results: dict[str, list[tuple[str, float]]] = {}
+    with tempfile.TemporaryDirectory(prefix="callrelay-footprint-") as tmp:
+        path = Path(tmp) / "footprint.sqlite3"
+        results["SQLite"] = measure(
+            lambda clock: SQLiteStore(SQLiteDatabase(str(path)), RETENTION, clock),
+            calls, sqlite_size(path))
+    if postgres:
+        name = f"callrelay_footprint_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(postgres, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = urlunsplit(urlsplit(postgres)._replace(path="/" + name))
+        try:
+            results["PostgreSQL"] = measure(
+                lambda clock: PostgresStore(PostgresDatabase(url), RETENTION, clock),
+                calls, postgres_size(url))
+        finally:
+            with psycopg.connect(postgres, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+    if redis:
+        results["Redis"] = measure_redis(redis, RedisTopology(), calls)
+    if redis_cluster:
+        results["Redis Cluster"] = measure_redis(redis_cluster, RedisTopology("cluster"), calls)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Measure SQLite, and PostgreSQL when --postgres names a server; print a table."""
+    """Measure SQLite, and the servers named on the command line; print a table."""
     parser = argparse.ArgumentParser(prog="python -m bench.footprint", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=5000)
@@ -181,30 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-cluster", help="a node of a Redis Cluster holding nothing "
                                                 "else")
     args = parser.parse_args(argv)
-    results: dict[str, list[tuple[str, float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="callrelay-footprint-") as tmp:
-        path = Path(tmp) / "footprint.sqlite3"
-        results["SQLite"] = measure(
-            lambda clock: SQLiteStore(SQLiteDatabase(str(path)), RETENTION, clock),
-            args.calls, sqlite_size(path))
-    if args.postgres:
-        name = f"callrelay_footprint_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(args.postgres, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        url = urlunsplit(urlsplit(args.postgres)._replace(path="/" + name))
-        try:
-            results["PostgreSQL"] = measure(
-                lambda clock: PostgresStore(PostgresDatabase(url), RETENTION, clock),
-                args.calls, postgres_size(url))
-        finally:
-            with psycopg.connect(args.postgres, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(
-                    sql.Identifier(name)))
-    if args.redis:
-        results["Redis"] = measure_redis(args.redis, RedisTopology(), args.calls)
-    if args.redis_cluster:
-        results["Redis Cluster"] = measure_redis(args.redis_cluster, RedisTopology("cluster"),
-                                                 args.calls)
+    results = measure_stores(args.calls, args.postgres, args.redis, args.redis_cluster)
     print(f"bytes per call ({args.calls:,} phone-to-SDK calls, two legs each)")
     print(f"{'store':<14} {'live':>8} {'ended, retained':>16} {'tombstones only':>16}")
     for store, moments in results.items():
