@@ -313,17 +313,15 @@ def test_retry_after_is_not_read_for_a_failure_without_an_answer():
 
 # --- the breaker ----------------------------------------------------------------------------
 
-def opened_breaker(clock: FakeClock) -> RecordingBreaker:
-    breaker = RecordingBreaker(clock)
-    for _ in range(3):
-        breaker.record(429)
-    return breaker
+def after_429s(scene: Scene, count: int) -> Scene:
+    """The scene with `count` 429s in a row already told to its breaker (three open it)."""
+    for _ in range(count):
+        scene.breaker.record(429)
+    return scene
 
 
 def test_an_open_breaker_refuses_before_asking_twilio():
-    scene = Scene(Outcome())
-    scene.breaker = opened_breaker(scene.clock)
-    scene.retrier.breaker = scene.breaker
+    scene = after_429s(Scene(Outcome()), 3)
     with pytest.raises(TwilioUnavailable):
         scene.run()
     assert scene.calls == 0
@@ -331,21 +329,13 @@ def test_an_open_breaker_refuses_before_asking_twilio():
 
 
 def test_an_ungated_run_asks_twilio_while_the_breaker_is_open():
-    scene = Scene(Outcome())
-    scene.breaker = opened_breaker(scene.clock)
-    scene.retrier.breaker = scene.breaker
+    scene = after_429s(Scene(Outcome()), 3)
     assert scene.run(gated=False) == "answer"
     assert scene.calls == 1
 
 
 def test_a_429_that_opens_the_breaker_stops_the_retries_at_once():
-    clock = FakeClock(now=T0)
-    breaker = RecordingBreaker(clock)
-    breaker.record(429)
-    breaker.record(429)
-    scene = Scene(Outcome(rest(429)), Outcome(), breaker=breaker)
-    scene.clock = clock
-    scene.retrier.clock = clock
+    scene = after_429s(Scene(Outcome(rest(429)), Outcome()), 2)
     with pytest.raises(TwilioUnavailable) as unavailable:
         scene.run()
     assert scene.calls == 1
@@ -354,13 +344,7 @@ def test_a_429_that_opens_the_breaker_stops_the_retries_at_once():
 
 
 def test_an_ungated_run_keeps_retrying_through_an_open_breaker():
-    clock = FakeClock(now=T0)
-    breaker = RecordingBreaker(clock)
-    breaker.record(429)
-    breaker.record(429)
-    scene = Scene(Outcome(rest(429)), Outcome(), breaker=breaker)
-    scene.clock = clock
-    scene.retrier.clock = clock
+    scene = after_429s(Scene(Outcome(rest(429)), Outcome()), 2)
     assert scene.run(gated=False) == "answer"
     assert scene.slept == [0.25]
 
