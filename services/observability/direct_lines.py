@@ -11,11 +11,11 @@ logging module unchanged; and so it does if writing fails, so that logging repor
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
+from services.observability.logs import json_line, timestamp
 from services.observability.redaction import RedactingFilter
 
 _CONTAINERS = (list, tuple, dict, set, frozenset)
@@ -77,10 +77,8 @@ class DirectLines:
     def _line(self, level: int, message: str, fields: dict[str, Any],
               redactor: RedactingFilter) -> str:
         """What JSONFormatter writes for this record once RedactingFilter has cleaned it."""
-        created = time.time()
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-                  + f".{int((created - int(created)) * 1000):03d}Z",
+            "ts": timestamp(time.time()),
             "level": logging.getLevelName(level).lower(),
             "logger": self.logger.name,
             "message": redactor.redact(message),
@@ -93,5 +91,5 @@ class DirectLines:
             elif isinstance(value, _CONTAINERS):
                 value = redactor.redact_nested(value)
             entry[key] = value
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        return json_line(entry)
 

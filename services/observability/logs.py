@@ -13,13 +13,23 @@ STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))
     "message", "asctime"}
 
 
+def timestamp(created: float) -> str:
+    """A record's time as the lines show it: UTC, ISO 8601, milliseconds (as LogRecord.msecs)."""
+    return (time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+            + f".{int((created - int(created)) * 1000):03d}Z")
+
+
+def json_line(entry: dict[str, Any]) -> str:
+    """One log line's JSON: compact, anything JSON cannot hold written as its str()."""
+    return json.dumps(entry, default=str, separators=(",", ":"))
+
+
 class JSONFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, logger, message, and the extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-                  + f".{int(record.msecs):03d}Z",
+            "ts": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -30,7 +40,7 @@ class JSONFormatter(logging.Formatter):
             entry["exception"] = record.exc_text
         elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, separators=(",", ":"))
+        return json_line(entry)
 
 
 def configure_logging(level: str = "INFO") -> None:
