@@ -81,7 +81,8 @@ class JSONErrorsWorker(GeventWorker):
     connections are shared evenly between workers (config/accept_balance.py)."""
 
     def run(self) -> None:
-        """gunicorn's GeventWorker.run (gunicorn 23-25), with accept_balance's server."""
+        """gunicorn's GeventWorker.run (as of gunicorn 27.0.1, the locked version) with
+        accept_balance's server in place of StreamServer; TLS left to gunicorn's own."""
         if self.cfg.is_ssl:  # callrelay runs behind the platform's TLS; keep gunicorn's own
             super().run()
             return
